@@ -1,0 +1,18 @@
+//! The vocabulary of wrun: what a workload is granted ([`Sandbox`]), what kind
+//! of image it is ([`ImageKind`], [`Classification`]) and the small parsers
+//! every front end shares (sizes, durations).
+//!
+//! This crate has no Wasmtime, no `nix`, no network: it is the seam between the
+//! front ends (the CLI, host applications) and the runtimes, so both sides can
+//! depend on it without depending on each other.
+#![deny(missing_docs)]
+
+pub use oci_spec;
+
+mod kind;
+mod parse;
+mod sandbox;
+
+pub use kind::{Classification, ImageKind, Rule};
+pub use parse::{ParseError, parse_duration, parse_size};
+pub use sandbox::{Access, DirGrant, Limits, Network, Sandbox};

@@ -1,0 +1,1 @@
+//! wrun-native (being written)

@@ -1,0 +1,1 @@
+//! wrun-wasm (being written)
