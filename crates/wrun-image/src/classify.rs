@@ -1,0 +1,384 @@
+//! The one place an image is classified Wasm or native.
+//!
+//! Rules, first match wins (see the project's design notes):
+//! 1. a Wasm artifact media type on the config or a layer;
+//! 2. a Wasm platform in the config (`os` of `wasi`, `wasip1`, `wasip2`, or
+//!    `architecture` of `wasm`, `wasm32`, `wasm64`);
+//! 3. the `module.wasm.image/variant` or `run.oci.handler` annotation (or
+//!    label): `compat`/`wasm` mean Wasm, `compat-smart`/`wasm-smart` mean Wasm
+//!    if the entrypoint file is a Wasm binary;
+//! 4. the entrypoint file's first bytes: `\0asm` is Wasm, ELF or `#!` native;
+//! 5. otherwise native.
+
+use crate::media;
+use cap_std::fs::Dir;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+use wrun_core::{Classification, ImageKind, Rule};
+
+/// What classification looks at, gathered from the manifest and config.
+#[derive(Debug, Default, Clone)]
+pub struct Facts {
+    /// The config blob's media type.
+    pub config_media_type: String,
+    /// Each layer's media type.
+    pub layer_media_types: Vec<String>,
+    /// The config's `os`.
+    pub os: String,
+    /// The config's `architecture`.
+    pub architecture: String,
+    /// Manifest annotations and config labels (annotations win).
+    pub annotations: BTreeMap<String, String>,
+    /// The program docker would run: Entrypoint + Cmd, first element.
+    pub program: Option<String>,
+    /// The config's working directory.
+    pub working_dir: Option<String>,
+    /// The `PATH` of the config's environment.
+    pub path_env: Option<String>,
+}
+
+const ANNOTATIONS: [&str; 2] = ["module.wasm.image/variant", "run.oci.handler"];
+
+/// Classifies an image. `read_head` reads the first bytes of a file of the
+/// image's root file system by absolute path (for rules 3 and 4); `None`
+/// when the file does not exist.
+pub fn classify(facts: &Facts, read_head: &dyn Fn(&str) -> Option<Vec<u8>>) -> Classification {
+    let wasm = |rule| Classification {
+        kind: ImageKind::Wasm,
+        rule,
+    };
+    if facts.config_media_type == media::WASM_CONFIG {
+        return wasm(Rule::MediaType {
+            media_type: facts.config_media_type.clone(),
+        });
+    }
+    if let Some(mt) = facts
+        .layer_media_types
+        .iter()
+        .find(|mt| media::WASM_LAYERS.contains(&mt.as_str()))
+    {
+        return wasm(Rule::MediaType {
+            media_type: mt.clone(),
+        });
+    }
+    if matches!(facts.os.as_str(), "wasi" | "wasip1" | "wasip2")
+        || matches!(facts.architecture.as_str(), "wasm" | "wasm32" | "wasm64")
+    {
+        return wasm(Rule::Platform {
+            platform: format!("{}/{}", facts.os, facts.architecture),
+        });
+    }
+    let entry = || {
+        let program = facts.program.as_deref()?;
+        let path = resolve_program(program, facts, read_head)?;
+        let head = read_head(&path)?;
+        Some((path, magic(&head)?))
+    };
+    for key in ANNOTATIONS {
+        let Some(value) = facts.annotations.get(key) else {
+            continue;
+        };
+        let rule = Rule::Annotation {
+            key: key.to_string(),
+            value: value.clone(),
+        };
+        match value.as_str() {
+            "compat" | "wasm" => return wasm(rule),
+            "compat-smart" | "wasm-smart" => {
+                let kind = match entry() {
+                    Some((_, "wasm")) => ImageKind::Wasm,
+                    _ => ImageKind::Native,
+                };
+                return Classification { kind, rule };
+            }
+            _ => {}
+        }
+    }
+    if let Some((path, format)) = entry() {
+        let kind = if format == "wasm" {
+            ImageKind::Wasm
+        } else {
+            ImageKind::Native
+        };
+        return Classification {
+            kind,
+            rule: Rule::Magic {
+                path,
+                format: format.to_string(),
+            },
+        };
+    }
+    Classification {
+        kind: ImageKind::Native,
+        rule: Rule::Default,
+    }
+}
+
+/// What a file's first bytes say it is.
+pub fn magic(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(b"\0asm") {
+        Some("wasm")
+    } else if head.starts_with(b"\x7fELF") {
+        Some("elf")
+    } else if head.starts_with(b"#!") {
+        Some("script")
+    } else {
+        None
+    }
+}
+
+fn resolve_program(
+    program: &str,
+    facts: &Facts,
+    read_head: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Option<String> {
+    if program.starts_with('/') {
+        return Some(program.to_string());
+    }
+    if program.contains('/') {
+        let wd = facts.working_dir.as_deref().unwrap_or("/");
+        return Some(format!("{}/{program}", wd.trim_end_matches('/')));
+    }
+    let path = facts
+        .path_env
+        .as_deref()
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|d| format!("{}/{program}", d.trim_end_matches('/')))
+        .find(|p| read_head(p).is_some())
+}
+
+/// Reads up to `n` bytes of the file at the absolute `path` of the root file
+/// system made of `layers` (top first), following symlinks inside that root
+/// and honouring overlay whiteouts. Never looks outside the layer
+/// directories: each is accessed through its own capability.
+pub fn read_head_in_layers(layers: &[Dir], path: &str, n: usize) -> Option<Vec<u8>> {
+    let mut target = normalize(Path::new(path))?;
+    for _ in 0..40 {
+        let mut redirected = None;
+        // Walk the components so that a symlinked directory on the way is
+        // resolved at the root, not inside one layer.
+        let mut prefix = PathBuf::new();
+        let comps: Vec<_> = target.components().collect();
+        for (i, c) in comps.iter().enumerate() {
+            prefix.push(c);
+            let (layer, meta) = find_in_layers(layers, &prefix)?;
+            if meta.file_type().is_symlink() {
+                let link = layer.read_link_contents(&prefix).ok()?;
+                let base = prefix.parent().map(Path::to_path_buf).unwrap_or_default();
+                let mut next = if link.is_absolute() {
+                    PathBuf::new()
+                } else {
+                    base
+                };
+                next.push(link.strip_prefix("/").unwrap_or(&link));
+                for rest in &comps[i + 1..] {
+                    next.push(rest);
+                }
+                redirected = Some(normalize(&Path::new("/").join(next))?);
+                break;
+            }
+            if i + 1 == comps.len() {
+                if !meta.is_file() {
+                    return None;
+                }
+                let mut f = layer.open(&prefix).ok()?;
+                let mut buf = vec![0u8; n];
+                let mut got = 0;
+                while got < n {
+                    match f.read(&mut buf[got..]) {
+                        Ok(0) => break,
+                        Ok(k) => got += k,
+                        Err(_) => return None,
+                    }
+                }
+                buf.truncate(got);
+                return Some(buf);
+            }
+        }
+        target = redirected?;
+    }
+    None
+}
+
+fn find_in_layers<'a>(layers: &'a [Dir], rel: &Path) -> Option<(&'a Dir, cap_std::fs::Metadata)> {
+    for layer in layers {
+        match layer.symlink_metadata(rel) {
+            Ok(meta) => {
+                if is_whiteout(&meta) {
+                    return None;
+                }
+                return Some((layer, meta));
+            }
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+fn is_whiteout(meta: &cap_std::fs::Metadata) -> bool {
+    use cap_std::fs::{FileTypeExt, MetadataExt};
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+/// `/a/./b/../c` → `a/c`, relative to the root; `..` never climbs above it.
+fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir => {}
+            Component::Prefix(_) => return None,
+        }
+    }
+    if out.as_os_str().is_empty() {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(map: &'static [(&'static str, &'static [u8])]) -> impl Fn(&str) -> Option<Vec<u8>> {
+        move |p| map.iter().find(|(k, _)| *k == p).map(|(_, v)| v.to_vec())
+    }
+
+    #[test]
+    fn media_type_wins() {
+        let facts = Facts {
+            config_media_type: "application/vnd.oci.image.config.v1+json".into(),
+            layer_media_types: vec![
+                "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm".into(),
+            ],
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            ..Facts::default()
+        };
+        let c = classify(&facts, &files(&[]));
+        assert_eq!(c.kind, ImageKind::Wasm);
+        assert!(matches!(c.rule, Rule::MediaType { .. }));
+        let facts = Facts {
+            config_media_type: media::WASM_CONFIG.into(),
+            ..Facts::default()
+        };
+        assert_eq!(classify(&facts, &files(&[])).kind, ImageKind::Wasm);
+    }
+
+    #[test]
+    fn platform_rule() {
+        for (os, arch) in [
+            ("wasip1", "wasm"),
+            ("wasi", "wasm"),
+            ("linux", "wasm32"),
+            ("wasip2", "x"),
+        ] {
+            let facts = Facts {
+                os: os.into(),
+                architecture: arch.into(),
+                ..Facts::default()
+            };
+            let c = classify(&facts, &files(&[]));
+            assert_eq!(c.kind, ImageKind::Wasm, "{os}/{arch}");
+            assert!(matches!(c.rule, Rule::Platform { .. }));
+        }
+    }
+
+    #[test]
+    fn annotations() {
+        let mut facts = Facts {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            program: Some("/app.wasm".into()),
+            ..Facts::default()
+        };
+        facts
+            .annotations
+            .insert("run.oci.handler".into(), "compat".into());
+        let fs = files(&[("/app.wasm", b"\x7fELF")]);
+        assert_eq!(classify(&facts, &fs).kind, ImageKind::Wasm);
+        facts
+            .annotations
+            .insert("run.oci.handler".into(), "compat-smart".into());
+        let c = classify(&facts, &fs);
+        assert_eq!(c.kind, ImageKind::Native);
+        assert!(matches!(c.rule, Rule::Annotation { .. }));
+        let fs = files(&[("/app.wasm", b"\0asm\x01\0\0\0")]);
+        assert_eq!(classify(&facts, &fs).kind, ImageKind::Wasm);
+        facts
+            .annotations
+            .insert("module.wasm.image/variant".into(), "compat-smart".into());
+        let c = classify(&facts, &files(&[("/app.wasm", b"#!/bin/sh")]));
+        assert_eq!(c.kind, ImageKind::Native);
+        assert_eq!(
+            c.rule,
+            Rule::Annotation {
+                key: "module.wasm.image/variant".into(),
+                value: "compat-smart".into()
+            }
+        );
+    }
+
+    #[test]
+    fn magic_and_path_lookup() {
+        let facts = Facts {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            program: Some("hello".into()),
+            path_env: Some("/nope:/usr/bin".into()),
+            ..Facts::default()
+        };
+        let c = classify(&facts, &files(&[("/usr/bin/hello", b"\0asm\x01\0\0\0")]));
+        assert_eq!(
+            c,
+            Classification {
+                kind: ImageKind::Wasm,
+                rule: Rule::Magic {
+                    path: "/usr/bin/hello".into(),
+                    format: "wasm".into()
+                }
+            }
+        );
+        let c = classify(&facts, &files(&[("/usr/bin/hello", b"\x7fELF\x02")]));
+        assert_eq!(c.kind, ImageKind::Native);
+        let c = classify(&facts, &files(&[]));
+        assert_eq!(
+            c,
+            Classification {
+                kind: ImageKind::Native,
+                rule: Rule::Default
+            }
+        );
+    }
+
+    #[test]
+    fn reads_through_layers_and_symlinks() {
+        let lower = tempfile::tempdir().expect("tempdir");
+        let upper = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(lower.path().join("usr/bin")).expect("mkdir");
+        std::fs::write(lower.path().join("usr/bin/real"), b"\0asm\x01\0\0\0").expect("write");
+        std::fs::create_dir_all(upper.path().join("bin")).expect("mkdir");
+        // An absolute link in the upper layer resolves in the merged root, not on the host.
+        std::os::unix::fs::symlink("/usr/bin/real", upper.path().join("bin/app")).expect("symlink");
+        std::os::unix::fs::symlink("/etc/passwd", upper.path().join("bin/escape"))
+            .expect("symlink");
+        let open = |p: &Path| Dir::open_ambient_dir(p, cap_std::ambient_authority()).expect("open");
+        let layers = [open(upper.path()), open(lower.path())];
+        assert_eq!(
+            read_head_in_layers(&layers, "/bin/app", 4).as_deref(),
+            Some(&b"\0asm"[..])
+        );
+        assert_eq!(read_head_in_layers(&layers, "/bin/escape", 4), None);
+        assert_eq!(
+            read_head_in_layers(&layers, "/../../usr/bin/real", 2).as_deref(),
+            Some(&b"\0a"[..])
+        );
+    }
+}

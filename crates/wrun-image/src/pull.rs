@@ -1,0 +1,864 @@
+//! Pulling: from a registry (or an image layout) into the [`Store`].
+//!
+//! Each layer is fetched, hashed, written to the blob store, decompressed
+//! and unpacked in one streaming pass; layers run in parallel (bounded).
+//! Nothing becomes visible before its digest, size and diff-id check out.
+
+use crate::auth::AuthFile;
+use crate::classify::{self, Facts};
+use crate::digest::Digest;
+use crate::store::{BlobWriter, Store};
+use crate::unpack::{self, Compression, UnpackOptions};
+use crate::{Blob, Error, ImageRecord, Layer, Platform, media, reference};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write as _};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reports the progress of a pull; the CLI draws bars with it.
+pub trait Progress: Send + Sync {
+    /// A blob is about to be fetched.
+    fn start(&self, _digest: &Digest, _size: u64) {}
+    /// `bytes` more of the blob arrived.
+    fn advance(&self, _digest: &Digest, _bytes: u64) {}
+    /// The blob is in the store (`cached`: it already was).
+    fn finish(&self, _digest: &Digest, _cached: bool) {}
+}
+
+/// Options of a pull.
+#[derive(Clone)]
+pub struct PullOptions {
+    /// The platform to pick from an index; `None`: the host's, then a Wasm one.
+    pub platform: Option<Platform>,
+    /// Registries spoken to over plain HTTP (loopback always is).
+    pub insecure_registries: Vec<String>,
+    /// Where credentials come from; `None`: anonymous.
+    pub auth: Option<AuthFile>,
+    /// Layers fetched at once.
+    pub parallel: usize,
+    /// Attempts per blob after a transient failure (5xx, reset, time-out).
+    pub retries: u32,
+    /// Progress reports.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: None,
+            insecure_registries: Vec::new(),
+            auth: None,
+            parallel: 3,
+            retries: 3,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for PullOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullOptions")
+            .field("platform", &self.platform)
+            .field("insecure_registries", &self.insecure_registries)
+            .field("parallel", &self.parallel)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a pull stored.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The image.
+    pub record: ImageRecord,
+    /// The name it is stored under.
+    pub name: String,
+}
+
+/// A registry connection for one repository.
+pub(crate) struct Remote {
+    pub(crate) client: Client,
+    pub(crate) reference: Reference,
+    pub(crate) auth: RegistryAuth,
+}
+
+impl Remote {
+    pub(crate) fn connect(reference: Reference, opts: &PullOptions) -> Result<Remote, Error> {
+        let registry = reference.resolve_registry().to_string();
+        let plain = reference::is_loopback(&registry)
+            || opts
+                .insecure_registries
+                .iter()
+                .any(|r| r == &registry || r == reference.registry());
+        let config = ClientConfig {
+            protocol: if plain {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            connect_timeout: Some(Duration::from_secs(15)),
+            read_timeout: Some(Duration::from_secs(60)),
+            ..ClientConfig::default()
+        };
+        let auth = match &opts.auth {
+            Some(file) => file.registry_auth(reference.registry())?,
+            None => RegistryAuth::Anonymous,
+        };
+        Ok(Remote {
+            client: Client::new(config),
+            reference,
+            auth,
+        })
+    }
+
+    pub(crate) fn error(&self, action: &str, source: OciDistributionError) -> Error {
+        let reference = self.reference.whole();
+        match &source {
+            OciDistributionError::UnauthorizedError { .. }
+            | OciDistributionError::AuthenticationFailure(_) => {
+                return Error::Unauthorized {
+                    reference,
+                    registry: self.reference.registry().to_string(),
+                };
+            }
+            OciDistributionError::ImageManifestNotFoundError(_) => {
+                return Error::ManifestUnknown { reference };
+            }
+            OciDistributionError::RegistryError { envelope, .. }
+                if envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        oci_client::errors::OciErrorCode::ManifestUnknown
+                            | oci_client::errors::OciErrorCode::NameUnknown
+                    )
+                }) =>
+            {
+                return Error::ManifestUnknown { reference };
+            }
+            OciDistributionError::RegistryError { envelope, .. }
+                if envelope
+                    .errors
+                    .iter()
+                    .any(|e| matches!(e.code, oci_client::errors::OciErrorCode::Unauthorized)) =>
+            {
+                return Error::Unauthorized {
+                    reference,
+                    registry: self.reference.registry().to_string(),
+                };
+            }
+            _ => {}
+        }
+        Error::Registry {
+            action: action.to_string(),
+            reference,
+            source,
+        }
+    }
+
+    /// Fetches a manifest or index, checking it against `expected` when the
+    /// caller knows its digest (a reference by digest, an index entry).
+    async fn manifest(
+        &self,
+        reference: &Reference,
+        expected: Option<&Digest>,
+    ) -> Result<(Vec<u8>, Digest), Error> {
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(reference, &self.auth, media::ACCEPTED_MANIFESTS)
+            .await
+            .map_err(|e| self.error("pull manifest of", e))?;
+        let digest = match expected {
+            Some(d) => {
+                let mut h = d.hasher();
+                h.update(&bytes);
+                let actual = h.finish();
+                if actual != *d {
+                    return Err(Error::DigestMismatch {
+                        what: format!("manifest of {}", reference.whole()),
+                        expected: d.to_string(),
+                        actual: actual.to_string(),
+                    });
+                }
+                actual
+            }
+            None => Digest::sha256_of(&bytes),
+        };
+        Ok((bytes.to_vec(), digest))
+    }
+
+    async fn small_blob(&self, store: &Store, blob: &Blob) -> Result<Vec<u8>, Error> {
+        if store.has_blob(&blob.digest) {
+            return store.read_blob(&blob.digest);
+        }
+        let desc = descriptor(blob);
+        let mut out = Vec::new();
+        self.client
+            .pull_blob(&self.reference, &desc, &mut out)
+            .await
+            .map_err(|e| self.error(&format!("pull blob {} of", blob.digest), e))?;
+        store.put_blob(&blob.digest, &out)?;
+        Ok(out)
+    }
+}
+
+pub(crate) fn descriptor(blob: &Blob) -> OciDescriptor {
+    OciDescriptor {
+        media_type: blob.media_type.clone(),
+        digest: blob.digest.to_string(),
+        size: blob.size as i64,
+        ..OciDescriptor::default()
+    }
+}
+
+/// Pulls `source` (a registry reference or a local `oci:`/`oci-archive:`/
+/// `docker-archive:` source) into `store`.
+pub async fn pull(store: &Store, source: &str, opts: &PullOptions) -> Result<Pulled, Error> {
+    match reference::Source::parse(source)? {
+        reference::Source::Registry(r) => pull_registry(store, r, opts).await,
+        other => crate::archive::import(store, other, opts).await,
+    }
+}
+
+async fn pull_registry(
+    store: &Store,
+    reference: Reference,
+    opts: &PullOptions,
+) -> Result<Pulled, Error> {
+    let remote = Remote::connect(reference, opts)?;
+    let by_digest: Option<Digest> = remote.reference.digest().map(str::parse).transpose()?;
+    let _shared = store.lock_shared()?;
+    let (bytes, digest) = remote
+        .manifest(&remote.reference, by_digest.as_ref())
+        .await?;
+    let (manifest_bytes, manifest_digest, index_digest) = if is_index(&bytes, &digest)? {
+        let entry = choose_platform(
+            &bytes,
+            &digest,
+            &remote.reference.whole(),
+            opts.platform.as_ref(),
+        )?;
+        let r = remote.reference.clone_with_digest(entry.digest.to_string());
+        let (m, d) = remote.manifest(&r, Some(&entry.digest)).await?;
+        if m.len() as u64 != entry.size {
+            return Err(Error::SizeMismatch {
+                what: format!("manifest {d}"),
+                expected: entry.size,
+                actual: m.len() as u64,
+            });
+        }
+        store.put_blob(&digest, &bytes)?;
+        (m, d, Some(digest))
+    } else {
+        (bytes, digest, None)
+    };
+    let fetch = RemoteFetch { remote: &remote };
+    let record = store_image(
+        store,
+        &fetch,
+        &manifest_bytes,
+        &manifest_digest,
+        index_digest,
+        opts,
+    )
+    .await?;
+    let name = match (remote.reference.tag(), remote.reference.digest()) {
+        (_, Some(_)) => format!(
+            "{}/{}@{}",
+            remote.reference.registry(),
+            remote.reference.repository(),
+            record.digest
+        ),
+        _ => remote.reference.whole(),
+    };
+    store.put_image(&record, std::slice::from_ref(&name))?;
+    Ok(Pulled { record, name })
+}
+
+/// Whether the manifest bytes are an index (OCI index or docker list).
+pub(crate) fn is_index(bytes: &[u8], digest: &Digest) -> Result<bool, Error> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|source| Error::Malformed {
+        what: format!("manifest {digest}"),
+        source,
+    })?;
+    let mt = v.get("mediaType").and_then(Value::as_str).unwrap_or("");
+    Ok(mt == media::OCI_INDEX
+        || mt == media::DOCKER_LIST
+        || (mt.is_empty() && v.get("manifests").is_some()))
+}
+
+/// An index entry chosen for a platform.
+pub(crate) struct Chosen {
+    pub(crate) digest: Digest,
+    pub(crate) size: u64,
+}
+
+/// Picks the manifest for `wanted`, or else the host's platform, then a Wasm one.
+pub(crate) fn choose_platform(
+    bytes: &[u8],
+    digest: &Digest,
+    reference: &str,
+    wanted: Option<&Platform>,
+) -> Result<Chosen, Error> {
+    let index: oci_spec::image::ImageIndex =
+        serde_json::from_slice(bytes).map_err(|source| Error::Malformed {
+            what: format!("index {digest}"),
+            source,
+        })?;
+    let mut entries = Vec::new();
+    for m in index.manifests() {
+        let Some(p) = m.platform() else { continue };
+        let platform = Platform {
+            os: p.os().to_string(),
+            architecture: p.architecture().to_string(),
+            variant: p.variant().clone(),
+        };
+        entries.push((platform, m.digest().to_string(), m.size()));
+    }
+    let candidates: Vec<Platform> = match wanted {
+        Some(p) => vec![p.clone()],
+        None => std::iter::once(Platform::host())
+            .chain(Platform::wasm())
+            .collect(),
+    };
+    for want in &candidates {
+        let found = entries.iter().find(|(p, _, _)| {
+            p.os == want.os
+                && p.architecture == want.architecture
+                && (want.variant.is_none() || p.variant == want.variant)
+        });
+        if let Some((_, d, size)) = found {
+            return Ok(Chosen {
+                digest: d.parse()?,
+                size: *size,
+            });
+        }
+    }
+    Err(Error::NoMatchingPlatform {
+        reference: reference.to_string(),
+        wanted: candidates
+            .iter()
+            .map(Platform::to_string)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        available: if entries.is_empty() {
+            "none".to_string()
+        } else {
+            entries
+                .iter()
+                .map(|(p, _, _)| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    })
+}
+
+/// Where the blobs of an image come from: a registry or an image layout.
+pub(crate) trait Fetch: Sync {
+    /// Reads a small blob (config) into memory and stores it, verified.
+    async fn small(&self, store: &Store, blob: &Blob) -> Result<Vec<u8>, Error>;
+    /// Streams a blob's bytes into `tx`, one chunk at a time.
+    async fn stream(
+        &self,
+        blob: &Blob,
+        tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<(), Error>;
+    /// Whether a failure is worth another attempt.
+    fn transient(&self, _e: &Error) -> bool {
+        false
+    }
+}
+
+struct RemoteFetch<'a> {
+    remote: &'a Remote,
+}
+
+impl Fetch for RemoteFetch<'_> {
+    async fn small(&self, store: &Store, blob: &Blob) -> Result<Vec<u8>, Error> {
+        self.remote.small_blob(store, blob).await
+    }
+
+    async fn stream(
+        &self,
+        blob: &Blob,
+        tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    ) -> Result<(), Error> {
+        let r = &self.remote;
+        let what = || format!("pull blob {} of", blob.digest);
+        let mut s = r
+            .client
+            .pull_blob_stream(&r.reference, &descriptor(blob))
+            .await
+            .map_err(|e| r.error(&what(), e))?;
+        while let Some(chunk) = s
+            .stream
+            .try_next()
+            .await
+            .map_err(|e| r.error(&what(), e.into()))?
+        {
+            if tx.send(chunk).await.is_err() {
+                // The consumer stopped (it failed); its error is the one to report.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn transient(&self, e: &Error) -> bool {
+        match e {
+            Error::Registry { source, .. } => match source {
+                OciDistributionError::ServerError { code, .. } => *code >= 500,
+                OciDistributionError::RequestError(e) => {
+                    e.is_timeout()
+                        || e.is_connect()
+                        || e.is_body()
+                        || e.status().is_some_and(|s| s.is_server_error())
+                }
+                OciDistributionError::IoError(_) => true,
+                OciDistributionError::RegistryError { envelope, .. } => envelope.errors.is_empty(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Stores the image whose manifest is `manifest_bytes`: config, layers
+/// (fetched and unpacked in parallel), classification, record.
+pub(crate) async fn store_image<F: Fetch>(
+    store: &Store,
+    fetch: &F,
+    manifest_bytes: &[u8],
+    manifest_digest: &Digest,
+    index_digest: Option<Digest>,
+    opts: &PullOptions,
+) -> Result<ImageRecord, Error> {
+    let what = format!("manifest {manifest_digest}");
+    let manifest: oci_spec::image::ImageManifest =
+        serde_json::from_slice(manifest_bytes).map_err(|source| Error::Malformed {
+            what: what.clone(),
+            source,
+        })?;
+    let media_type = manifest
+        .media_type()
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+    if media_type != media::OCI_MANIFEST && media_type != media::DOCKER_MANIFEST {
+        return Err(Error::UnsupportedMediaType { media_type, what });
+    }
+    let to_blob = |d: &oci_spec::image::Descriptor| -> Result<Blob, Error> {
+        Ok(Blob {
+            digest: d.digest().to_string().parse()?,
+            media_type: d.media_type().to_string(),
+            size: d.size(),
+        })
+    };
+    let config = to_blob(manifest.config())?;
+    let config_bytes = fetch.small(store, &config).await?;
+    if config_bytes.len() as u64 != config.size {
+        return Err(Error::SizeMismatch {
+            what: format!("config {}", config.digest),
+            expected: config.size,
+            actual: config_bytes.len() as u64,
+        });
+    }
+    let config_json: Value =
+        serde_json::from_slice(&config_bytes).map_err(|source| Error::Malformed {
+            what: format!("config {}", config.digest),
+            source,
+        })?;
+    if config.media_type == media::OCI_CONFIG || config.media_type == media::DOCKER_CONFIG {
+        // A full image config must parse as one; artifacts carry their own.
+        serde_json::from_value::<oci_spec::image::ImageConfiguration>(config_json.clone())
+            .map_err(|source| Error::Malformed {
+                what: format!("config {}", config.digest),
+                source,
+            })?;
+    }
+    let diff_ids: Vec<Digest> = config_json
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+
+    // Plan the layers: Wasm binaries are kept as blobs, tars are unpacked.
+    let mut layers = Vec::new();
+    let mut tar_index = 0;
+    for d in manifest.layers() {
+        let blob = to_blob(d)?;
+        let plan = if media::WASM_LAYERS.contains(&blob.media_type.as_str()) {
+            Plan::Raw
+        } else {
+            let compression = Compression::from_media_type(&blob.media_type).map_err(|_| {
+                Error::UnsupportedMediaType {
+                    media_type: blob.media_type.clone(),
+                    what: format!("layer {}", blob.digest),
+                }
+            })?;
+            let diff_id = diff_ids
+                .get(tar_index)
+                .cloned()
+                .ok_or_else(|| Error::LayerCount {
+                    reference: manifest_digest.to_string(),
+                    layers: manifest.layers().len(),
+                    diff_ids: diff_ids.len(),
+                })?;
+            tar_index += 1;
+            Plan::Tar {
+                compression,
+                diff_id,
+            }
+        };
+        layers.push((blob, plan));
+    }
+    if tar_index != diff_ids.len() {
+        return Err(Error::LayerCount {
+            reference: manifest_digest.to_string(),
+            layers: tar_index,
+            diff_ids: diff_ids.len(),
+        });
+    }
+
+    stream::iter(
+        layers
+            .iter()
+            .map(|(blob, plan)| fetch_layer(store, fetch, blob, plan, opts)),
+    )
+    .buffer_unordered(opts.parallel.max(1))
+    .try_collect::<Vec<()>>()
+    .await?;
+
+    let platform = Platform {
+        os: config_json
+            .get("os")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        architecture: config_json
+            .get("architecture")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        variant: config_json
+            .get("variant")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    let layer_records: Vec<Layer> = layers
+        .iter()
+        .map(|(blob, plan)| Layer {
+            digest: blob.digest.clone(),
+            media_type: blob.media_type.clone(),
+            size: blob.size,
+            diff_id: match plan {
+                Plan::Tar { diff_id, .. } => Some(diff_id.clone()),
+                Plan::Raw => None,
+            },
+        })
+        .collect();
+    let classification = {
+        let facts = facts(
+            &config,
+            &layer_records,
+            &config_json,
+            manifest.annotations().as_ref(),
+        );
+        let dirs = open_layers(store, &layer_records)?;
+        classify::classify(&facts, &|p| classify::read_head_in_layers(&dirs, p, 8))
+    };
+    let record = ImageRecord {
+        digest: manifest_digest.clone(),
+        media_type,
+        config,
+        platform,
+        classification,
+        layers: layer_records,
+        index_digest,
+        stored_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    store.put_blob(manifest_digest, manifest_bytes)?;
+    Ok(record)
+}
+
+/// The unpacked layer directories of an image, top first.
+pub fn open_layers(store: &Store, layers: &[Layer]) -> Result<Vec<cap_std::fs::Dir>, Error> {
+    layers
+        .iter()
+        .rev()
+        .filter_map(|l| l.diff_id.as_ref())
+        .map(|d| {
+            let path = store.layer_path(d);
+            cap_std::fs::Dir::open_ambient_dir(&path, cap_std::ambient_authority())
+                .map_err(Error::io("open layer", path))
+        })
+        .collect()
+}
+
+fn facts(
+    config: &Blob,
+    layers: &[Layer],
+    cfg: &Value,
+    annotations: Option<&std::collections::HashMap<String, String>>,
+) -> Facts {
+    let strs = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let c = cfg.get("config");
+    let mut argv = strs(c.and_then(|c| c.get("Entrypoint")));
+    argv.extend(strs(c.and_then(|c| c.get("Cmd"))));
+    let mut all: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(labels) = c.and_then(|c| c.get("Labels")).and_then(Value::as_object) {
+        for (k, v) in labels {
+            if let Some(v) = v.as_str() {
+                all.insert(k.clone(), v.to_string());
+            }
+        }
+    }
+    if let Some(a) = annotations {
+        all.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let path_env = strs(c.and_then(|c| c.get("Env")))
+        .into_iter()
+        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
+    Facts {
+        config_media_type: config.media_type.clone(),
+        layer_media_types: layers.iter().map(|l| l.media_type.clone()).collect(),
+        os: cfg
+            .get("os")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        architecture: cfg
+            .get("architecture")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        annotations: all,
+        program: argv.into_iter().next(),
+        working_dir: c
+            .and_then(|c| c.get("WorkingDir"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        path_env,
+    }
+}
+
+enum Plan {
+    Raw,
+    Tar {
+        compression: Compression,
+        diff_id: Digest,
+    },
+}
+
+async fn fetch_layer<F: Fetch>(
+    store: &Store,
+    fetch: &F,
+    blob: &Blob,
+    plan: &Plan,
+    opts: &PullOptions,
+) -> Result<(), Error> {
+    let done = |store: &Store| match plan {
+        Plan::Raw => store.has_blob(&blob.digest),
+        Plan::Tar { diff_id, .. } => store.has_blob(&blob.digest) && store.has_layer(diff_id),
+    };
+    let progress = opts.progress.clone();
+    if done(store) {
+        if let Some(p) = &progress {
+            p.finish(&blob.digest, true);
+        }
+        return Ok(());
+    }
+    // One download per blob across processes: wait for whoever holds it, then look again.
+    let lock = {
+        let store = store.clone();
+        let digest = blob.digest.clone();
+        tokio::task::spawn_blocking(move || store.lock_blob(&digest))
+            .await
+            .map_err(|e| Error::io("lock blob", blob.digest.to_string())(io::Error::other(e)))??
+    };
+    if done(store) {
+        if let Some(p) = &progress {
+            p.finish(&blob.digest, true);
+        }
+        return Ok(());
+    }
+    if let Some(p) = &progress {
+        p.start(&blob.digest, blob.size);
+    }
+    let mut attempt = 0;
+    loop {
+        match fetch_layer_once(store, fetch, blob, plan, progress.clone()).await {
+            Ok(()) => break,
+            Err(e) if attempt < opts.retries && fetch.transient(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    drop(lock);
+    if let Some(p) = &progress {
+        p.finish(&blob.digest, false);
+    }
+    Ok(())
+}
+
+async fn fetch_layer_once<F: Fetch>(
+    store: &Store,
+    fetch: &F,
+    blob: &Blob,
+    plan: &Plan,
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<(), Error> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
+    let writer = store.blob_writer(
+        blob.digest.clone(),
+        Some(blob.size),
+        format!("blob {}", blob.digest),
+    )?;
+    let sink = Sink {
+        rx,
+        writer,
+        chunk: bytes::Bytes::new(),
+        progress,
+        digest: blob.digest.clone(),
+        error: None,
+    };
+    let consumer = {
+        let store = store.clone();
+        let blob = blob.clone();
+        let plan = match plan {
+            Plan::Raw => None,
+            Plan::Tar {
+                compression,
+                diff_id,
+            } => Some((*compression, diff_id.clone())),
+        };
+        tokio::task::spawn_blocking(move || consume(&store, &blob, plan, sink))
+    };
+    let produced = fetch.stream(blob, tx).await;
+    let consumed = consumer
+        .await
+        .map_err(|e| Error::io("unpack", blob.digest.to_string())(io::Error::other(e)))?;
+    match (produced, consumed) {
+        // The content's own verdict names the real problem (a lying server).
+        (_, Err(e @ (Error::DigestMismatch { .. } | Error::SizeMismatch { .. }))) => Err(e),
+        (Err(e), _) => Err(e),
+        (Ok(()), r) => r,
+    }
+}
+
+/// Runs on a blocking thread: writes the blob and, for tar layers, unpacks it
+/// from the same bytes as they arrive.
+fn consume(
+    store: &Store,
+    blob: &Blob,
+    plan: Option<(Compression, Digest)>,
+    mut sink: Sink,
+) -> Result<(), Error> {
+    let Some((compression, diff_id)) = plan else {
+        io::copy(&mut sink, &mut io::sink()).map_err(|e| sink.failure(e, blob))?;
+        return sink.writer.commit();
+    };
+    let layer = store.temp_dir()?;
+    let unpacked = unpack::unpack_layer(&mut sink, compression, layer.dir(), &UnpackOptions::new());
+    let unpacked = match unpacked {
+        Ok(u) => u,
+        Err(source) => {
+            // A stream that broke, or content that is not what the digest
+            // promised, explains a bad tar better than the tar does.
+            if let Some(e) = sink.error.take() {
+                return Err(sink.failure(e, blob));
+            }
+            let _ = io::copy(&mut sink, &mut io::sink());
+            if let Err(e @ (Error::DigestMismatch { .. } | Error::SizeMismatch { .. })) =
+                sink.writer.commit()
+            {
+                return Err(e);
+            }
+            return Err(Error::Unpack {
+                digest: blob.digest.to_string(),
+                source,
+            });
+        }
+    };
+    // The compressed stream may carry bytes past the end of the tar.
+    io::copy(&mut sink, &mut io::sink()).map_err(|e| sink.failure(e, blob))?;
+    sink.writer.commit()?;
+    if unpacked.diff_id != diff_id.to_string() {
+        return Err(Error::DigestMismatch {
+            what: format!("diff-id of layer {}", blob.digest),
+            expected: diff_id.to_string(),
+            actual: unpacked.diff_id,
+        });
+    }
+    store.commit_layer(layer, &diff_id)
+}
+
+/// Reads the blob's chunks off the channel, writing each to the blob store
+/// (which hashes it) before handing it on.
+struct Sink {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    writer: BlobWriter,
+    chunk: bytes::Bytes,
+    progress: Option<Arc<dyn Progress>>,
+    digest: Digest,
+    error: Option<io::Error>,
+}
+
+impl Sink {
+    fn failure(&mut self, e: io::Error, blob: &Blob) -> Error {
+        Error::io("write blob", blob.digest.to_string())(e)
+    }
+}
+
+impl Read for Sink {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(c) => {
+                    if let Err(e) = self.writer.write_all(&c) {
+                        let kind = e.kind();
+                        let msg = e.to_string();
+                        self.error = Some(e);
+                        return Err(io::Error::new(kind, msg));
+                    }
+                    if let Some(p) = &self.progress {
+                        p.advance(&self.digest, c.len() as u64);
+                    }
+                    self.chunk = c;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        let _ = self.chunk.split_to(n);
+        Ok(n)
+    }
+}
