@@ -27,6 +27,8 @@ pub struct Global {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run an image (pulled first if missing) or a local .wasm/.wat file
+    Run(Box<RunArgs>),
     /// Pull an image from a registry (or an oci:, oci-archive:, docker-archive: source)
     Pull(PullArgs),
     /// Push a stored image to a registry
@@ -151,4 +153,100 @@ pub struct LoginArgs {
 pub struct LogoutArgs {
     /// The registry (`host[:port]`)
     pub registry: String,
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    /// Set an environment variable (`K=V`, or `K` to pass the host's value)
+    #[arg(short, long, value_name = "K[=V]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file of K=V lines
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Grant a host directory: HOST:PATH[:ro|rw] (read-write unless :ro)
+    #[arg(short, long, value_name = "HOST:PATH[:ro]")]
+    pub volume: Vec<String>,
+    /// Working directory inside
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Replace the image's entrypoint ("" clears it)
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Keep stdin connected
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a terminal (native only)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Memory limit (e.g. 64m): Wasm linear memory, or the container's cgroup
+    #[arg(short, long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Memory plus swap limit, -1 for unlimited swap (native only)
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Process limit (native only)
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// CPU quota in CPUs (native only)
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// CPU shares, a relative weight (native only)
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// Stop the workload after this long (e.g. 500ms, 10s, 2m); exits 124
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Wasm fuel: instructions the guest may execute (Wasm only); exits 134 when spent
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+    /// Network: none (the default) or host
+    #[arg(long, default_value = "none", value_name = "none|host")]
+    pub network: String,
+    /// When to pull: missing, always or never
+    #[arg(long, default_value = "missing", value_name = "POLICY")]
+    pub pull: String,
+    /// The platform to pull from a multi-platform image
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// User to run as: name or uid[:gid] (native only)
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Hostname inside (native only)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Mount a fresh tmpfs at PATH (native only)
+    #[arg(long, value_name = "PATH")]
+    pub tmpfs: Vec<String>,
+    /// Mount the root file system read-only (a Wasm guest's always is)
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add a capability to docker's default set (native only)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (native only)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// All capabilities, no seccomp filter (native only)
+    #[arg(long)]
+    pub privileged: bool,
+    /// seccomp=unconfined or seccomp=PROFILE.json (native only)
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Run an init as pid 1 that reaps zombies and forwards signals (native only)
+    #[arg(long)]
+    pub init: bool,
+    /// Accepted for docker compatibility: wrun always removes a container when it ends
+    #[arg(long)]
+    pub rm: bool,
+    /// Pull quietly
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Say whether Wasm code was compiled or cached, and print trap backtraces
+    #[arg(long)]
+    pub debug: bool,
+    /// Image reference, or a local .wasm/.wat file
+    pub image: String,
+    /// Arguments, replacing the image's command
+    pub args: Vec<String>,
 }

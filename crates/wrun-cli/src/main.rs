@@ -14,6 +14,9 @@ use std::process::ExitCode;
 const EXIT_WRUN_FAILED: u8 = 125;
 
 fn main() -> ExitCode {
+    // The native runtime re-executes this binary as its container set-up
+    // helper; that path must run before anything else (no threads yet).
+    wrun_native::maybe_init();
     let cli = cli::Cli::parse();
     match commands::dispatch(cli) {
         Ok(code) => code,

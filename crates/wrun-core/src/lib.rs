@@ -10,9 +10,11 @@
 pub use oci_spec;
 
 mod kind;
+mod launch;
 mod parse;
 mod sandbox;
 
 pub use kind::{Classification, ImageKind, Rule};
+pub use launch::{LaunchSpec, PullPolicy, Seccomp, Target, Unsupported};
 pub use parse::{ParseError, parse_duration, parse_size};
-pub use sandbox::{Access, DirGrant, Limits, Network, Sandbox};
+pub use sandbox::{Access, DirGrant, InvalidMount, Limits, Network, Sandbox};

@@ -25,6 +25,52 @@ pub struct DirGrant {
     pub access: Access,
 }
 
+impl DirGrant {
+    /// Parses docker's `-v HOST:GUEST[:ro|rw]`. Both paths must be absolute
+    /// (named volumes do not exist in wrun); the default is read-write, as
+    /// docker's.
+    pub fn parse(spec: &str) -> Result<DirGrant, InvalidMount> {
+        let bad = |reason: &'static str| InvalidMount {
+            spec: spec.to_string(),
+            reason,
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (host, guest, access) = match parts.as_slice() {
+            [h, g] => (*h, *g, Access::ReadWrite),
+            [h, g, "ro"] => (*h, *g, Access::ReadOnly),
+            [h, g, "rw"] => (*h, *g, Access::ReadWrite),
+            [_, _, _] => return Err(bad("the mode must be ro or rw")),
+            _ => return Err(bad("expected HOST:PATH[:ro|rw]")),
+        };
+        if !host.starts_with('/') {
+            return Err(bad(
+                "the host path must be absolute (named volumes are not supported)",
+            ));
+        }
+        if !guest.starts_with('/') {
+            return Err(bad("the path inside must be absolute"));
+        }
+        if guest.split('/').any(|c| c == "..") {
+            return Err(bad("the path inside must not contain `..`"));
+        }
+        Ok(DirGrant {
+            host: PathBuf::from(host),
+            guest: guest.to_string(),
+            access,
+        })
+    }
+}
+
+/// A `-v` that does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid mount {spec:?}: {reason}")]
+pub struct InvalidMount {
+    /// The text given.
+    pub spec: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
 /// The network a workload may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
@@ -154,6 +200,25 @@ impl Sandbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_mounts() {
+        assert_eq!(
+            DirGrant::parse("/a:/b:ro"),
+            Ok(DirGrant {
+                host: "/a".into(),
+                guest: "/b".into(),
+                access: Access::ReadOnly
+            })
+        );
+        assert_eq!(
+            DirGrant::parse("/a:/b").map(|g| g.access),
+            Ok(Access::ReadWrite)
+        );
+        for bad in ["a:/b", "/a:b", "/a", "/a:/b:rx", "/a:/b/../c", "/a:/b:ro:x"] {
+            assert!(DirGrant::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn new_grants_nothing() {

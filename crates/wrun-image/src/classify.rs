@@ -71,7 +71,12 @@ pub fn classify(facts: &Facts, read_head: &dyn Fn(&str) -> Option<Vec<u8>>) -> C
     }
     let entry = || {
         let program = facts.program.as_deref()?;
-        let path = resolve_program(program, facts, read_head)?;
+        let path = resolve_program(
+            program,
+            facts.working_dir.as_deref(),
+            facts.path_env.as_deref(),
+            &|p| read_head(p).is_some(),
+        )?;
         let head = read_head(&path)?;
         Some((path, magic(&head)?))
     };
@@ -128,33 +133,34 @@ pub fn magic(head: &[u8]) -> Option<&'static str> {
     }
 }
 
-fn resolve_program(
+/// Where `program` (argv\[0\]) is in the image, as a shell would find it: an
+/// absolute path as is, a relative one under the working directory, a bare
+/// name through `PATH` (docker's default when the image sets none).
+pub fn resolve_program(
     program: &str,
-    facts: &Facts,
-    read_head: &dyn Fn(&str) -> Option<Vec<u8>>,
+    working_dir: Option<&str>,
+    path_env: Option<&str>,
+    exists: &dyn Fn(&str) -> bool,
 ) -> Option<String> {
     if program.starts_with('/') {
         return Some(program.to_string());
     }
     if program.contains('/') {
-        let wd = facts.working_dir.as_deref().unwrap_or("/");
+        let wd = working_dir.unwrap_or("/");
         return Some(format!("{}/{program}", wd.trim_end_matches('/')));
     }
-    let path = facts
-        .path_env
-        .as_deref()
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path = path_env.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     path.split(':')
         .filter(|d| d.starts_with('/'))
         .map(|d| format!("{}/{program}", d.trim_end_matches('/')))
-        .find(|p| read_head(p).is_some())
+        .find(|p| exists(p))
 }
 
 /// Reads up to `n` bytes of the file at the absolute `path` of the root file
 /// system made of `layers` (top first), following symlinks inside that root
 /// and honouring overlay whiteouts. Never looks outside the layer
 /// directories: each is accessed through its own capability.
-pub fn read_head_in_layers(layers: &[Dir], path: &str, n: usize) -> Option<Vec<u8>> {
+pub fn read_head_in_layers(layers: &[Dir], path: &str, n: u64) -> Option<Vec<u8>> {
     let mut target = normalize(Path::new(path))?;
     for _ in 0..40 {
         let mut redirected = None;
@@ -184,17 +190,9 @@ pub fn read_head_in_layers(layers: &[Dir], path: &str, n: usize) -> Option<Vec<u
                 if !meta.is_file() {
                     return None;
                 }
-                let mut f = layer.open(&prefix).ok()?;
-                let mut buf = vec![0u8; n];
-                let mut got = 0;
-                while got < n {
-                    match f.read(&mut buf[got..]) {
-                        Ok(0) => break,
-                        Ok(k) => got += k,
-                        Err(_) => return None,
-                    }
-                }
-                buf.truncate(got);
+                let f = layer.open(&prefix).ok()?;
+                let mut buf = Vec::new();
+                f.take(n).read_to_end(&mut buf).ok()?;
                 return Some(buf);
             }
         }

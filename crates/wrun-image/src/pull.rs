@@ -268,15 +268,8 @@ async fn pull_registry(
         opts,
     )
     .await?;
-    let name = match (remote.reference.tag(), remote.reference.digest()) {
-        (_, Some(_)) => format!(
-            "{}/{}@{}",
-            remote.reference.registry(),
-            remote.reference.repository(),
-            record.digest
-        ),
-        _ => remote.reference.whole(),
-    };
+    // The name as asked for: `repo:tag`, or `repo@digest` (which may be an index's).
+    let name = remote.reference.whole();
     store.put_image(&record, std::slice::from_ref(&name))?;
     Ok(Pulled { record, name })
 }

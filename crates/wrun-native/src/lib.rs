@@ -1,1 +1,36 @@
-//! wrun-native (being written)
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub use oci_spec;
+
+mod error;
+mod seccomp_profile;
+mod spec;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(not(target_os = "linux"))]
+mod stub;
+// Type-check the stub on Linux too, so the other platforms' API cannot drift.
+#[cfg(all(test, target_os = "linux"))]
+#[allow(dead_code)]
+mod stub;
+
+pub use error::{Errno, Error, Result};
+pub use spec::{
+    DEFAULT_CAPABILITIES, DEFAULT_PATH, INIT_ANNOTATION, MASKED_PATHS, READONLY_PATHS,
+    SeccompPolicy, SpecBuilder, Volume, default_seccomp,
+};
+
+#[cfg(target_os = "linux")]
+pub use linux::cgroup;
+#[cfg(target_os = "linux")]
+pub use linux::{
+    Container, ExitStatus, INIT_VERB, Launcher, Signaller, init_main, maybe_init, reap_stale,
+    resize_pty,
+};
+#[cfg(not(target_os = "linux"))]
+pub use stub::{
+    Container, ExitStatus, INIT_VERB, Launcher, Signaller, init_main, maybe_init, reap_stale,
+    resize_pty,
+};

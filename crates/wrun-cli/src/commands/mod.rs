@@ -7,6 +7,7 @@ mod login;
 mod pull;
 mod push;
 mod rmi;
+mod run;
 mod save;
 
 use crate::cli::{Cli, Command, ImageCommand};
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let ctx = Context::new(cli.global);
     match cli.command {
+        Command::Run(a) => run::run(&ctx, *a),
         Command::Pull(a) => pull::run(&ctx, a),
         Command::Push(a) => push::run(&ctx, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&ctx, a),

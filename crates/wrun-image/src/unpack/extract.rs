@@ -25,6 +25,8 @@ const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 /// The opaque-directory marker: hides everything lower layers have in its directory.
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
+/// The deepest entry path accepted, in components (real layers stay far below it).
+const MAX_DEPTH: usize = 256;
 /// PAX record prefix carrying extended attributes.
 const PAX_XATTR: &[u8] = b"SCHILY.xattr.";
 /// Xattrs overlayfs itself interprets: a layer must not smuggle them in (a forged
@@ -119,10 +121,23 @@ impl Extractor<'_> {
         eof: &Cell<bool>,
     ) -> Result<(), UnpackError> {
         let path = PathBuf::from(OsStr::from_bytes(&entry.path_bytes()));
-        let entry_type = entry.header().entry_type();
+        let mut entry_type = entry.header().entry_type();
+        if entry.header().as_old().linkflag[0] == 0 && path.as_os_str().as_bytes().ends_with(b"/") {
+            // Pre-POSIX archives mark directories only by a trailing slash on a "regular"
+            // (NUL type) entry, as GNU tar and Go's archive/tar read them.
+            entry_type = tar::EntryType::Directory;
+        }
         let Some(comps) = plain_components(&path) else {
             return Err(UnpackError::UnsafePath { path });
         };
+        if comps.len() > MAX_DEPTH {
+            // Every level of the current parent chain holds a descriptor (see `walk`), so an
+            // absurdly deep path would otherwise exhaust the process's descriptors.
+            return Err(UnpackError::InvalidEntry {
+                path,
+                reason: "path is more than 256 components deep",
+            });
+        }
         let meta = read_meta(entry, &path)?;
 
         let Some((name, parent)) = comps.split_last() else {
@@ -281,8 +296,9 @@ impl Extractor<'_> {
                 if privileged {
                     chown_nofollow(dir, name, &meta).map_err(io_err("set owner"))?;
                 }
-                // Xattrs are not applied to symlinks: there is no `*at` call for them on a
-                // symlink itself, and the user namespace cannot carry them anyway.
+                // Xattrs are not applied to symlinks: there is no descriptor-based call for a
+                // symlink itself (only path-based `lsetxattr`), and Linux refuses `user.*`
+                // xattrs on symlinks anyway.
                 rustix::fs::utimensat(dir, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(io::Error::from)
                     .map_err(io_err("set mtime"))?;
@@ -297,12 +313,18 @@ impl Extractor<'_> {
                         });
                     }
                 };
-                let Some(target) = plain_components(&raw_target).filter(|t| !t.is_empty()) else {
+                let Some(target) = plain_components(&raw_target) else {
                     return Err(UnpackError::UnsafeLinkTarget {
                         path,
                         target: raw_target,
                     });
                 };
+                if target.is_empty() {
+                    return Err(UnpackError::InvalidEntry {
+                        path,
+                        reason: "hard link target is the layer root",
+                    });
+                }
                 if target == full {
                     // A link to itself: the file is already there.
                     return Ok(());

@@ -18,10 +18,14 @@
 //!   ever followed, not even one that would stay inside the layer.
 //! - The final component is then created relative to that parent's descriptor (`O_EXCL`,
 //!   `mkdirat`, `symlinkat`, `linkat` without `AT_SYMLINK_FOLLOW`, `mknodat`); an existing entry
-//!   of that name is removed first, never opened. The few calls cap-std lacks (`mknodat`,
-//!   `fchownat`/`utimensat` with `AT_SYMLINK_NOFOLLOW`, `fsetxattr`) are rustix calls on a parent
-//!   descriptor opened through cap-std plus that single final component, or on a descriptor of
-//!   the object itself, so no path resolution happens outside cap-std.
+//!   of that name is removed first, never opened. The calls cap-std lacks are rustix calls either
+//!   on a parent descriptor opened through cap-std plus that single final component (`mknodat`,
+//!   `fchownat`/`utimensat` with `AT_SYMLINK_NOFOLLOW`, and `fchmodat` right after `mknodat` for
+//!   device nodes, which must never be opened), or on a descriptor of the object itself
+//!   (`fchown`, `fchmod`, `futimens`, `fsetxattr`; for a directory that descriptor is `.`
+//!   reopened relative to cap-std's `O_PATH` handle). No path resolution happens outside cap-std.
+//! - A hard link's target is checked like an entry path and reached the same way; it must
+//!   already exist in this layer.
 //! - Symlink entries may have any target text, absolute ones included (`bin/sh -> /bin/busybox`
 //!   is normal in images): they are created, never followed, and are interpreted later inside
 //!   the container's root.
@@ -157,7 +161,8 @@ pub struct Unpacked {
     pub diff_id: String,
     /// Length of the uncompressed tar stream in bytes.
     pub size: u64,
-    /// Number of tar entries (extension headers such as PAX and GNU long names not counted).
+    /// Number of tar entries, whiteouts included; extension headers (PAX records, global PAX
+    /// headers, GNU long names) are not counted.
     pub entries: u64,
 }
 
@@ -282,7 +287,18 @@ pub enum UnpackError {
 ///
 /// Directory modes and mtimes are applied after everything else, so a read-only directory in the
 /// archive does not block its own children and the mtimes are not disturbed by later creations.
-/// Nothing is fsynced.
+/// Parent directories the archive does not list are created with mode 0755. An entry over an
+/// existing non-directory replaces it; a directory entry over an existing directory only updates
+/// its metadata. Nothing is fsynced.
+///
+/// # Limits
+///
+/// - Access times are set to the modification time.
+/// - Xattrs are not applied to symlinks, and are dropped on a filesystem that does not support
+///   them at all (`EOPNOTSUPP`, as Docker does); `trusted.overlay.*` xattrs in the archive are an
+///   error, since overlayfs would interpret them.
+/// - GNU sparse files are written out in full.
+/// - Hard links must point to an earlier entry of the same layer.
 ///
 /// # Errors
 ///
@@ -393,8 +409,11 @@ fn extract_stream(
     };
     let entries = extract::extract(&mut stream, &eof, dest, opts)?;
     // The diff ID covers the whole stream, including any padding after the end-of-archive
-    // marker, so read (and hash) to the end.
-    io::copy(&mut stream, &mut io::sink()).map_err(|source| UnpackError::Tar { source })?;
+    // marker, so receive (and hash) every remaining chunk.
+    while let Ok(chunk) = stream.rx.recv() {
+        stream.hasher.update(&chunk);
+        stream.size += chunk.len() as u64;
+    }
     Ok(Unpacked {
         diff_id: format!("sha256:{}", hex::encode(stream.hasher.finalize())),
         size: stream.size,

@@ -72,6 +72,19 @@ fn root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// Whether a test needing root can run: prints the skip reason if not, and fails instead when
+/// `WRUN_REQUIRE_PRIVILEGED=1` (as in CI), so a skip never passes silently there.
+fn root_or_skip(what: &str) -> bool {
+    if root() {
+        return true;
+    }
+    if std::env::var_os("WRUN_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
+        panic!("{what} needs root, and WRUN_REQUIRE_PRIVILEGED=1 forbids skipping");
+    }
+    eprintln!("skipped: {what} needs root");
+    false
+}
+
 fn privileged() -> UnpackOptions {
     let mut opts = UnpackOptions::new();
     opts.privileged(true);
@@ -420,8 +433,7 @@ fn long_names_and_pax_records() -> TestResult {
 
 #[test]
 fn owners_and_capabilities_when_root() -> TestResult {
-    if !root() {
-        eprintln!("skipped: setting owners and security.capability needs root");
+    if !root_or_skip("setting owners and security.capability") {
         return Ok(());
     }
     // A v2 file capability: cap_net_bind_service (bit 10) permitted + effective.
@@ -584,6 +596,16 @@ fn rejects_writing_through_relative_symlink() -> TestResult {
         .dir("d/l/sub/", 0o755)
         .finish();
     assert_rejected(&tar, "d/l/sub/")?;
+    // A directory the unpacker has just written into, replaced by a symlink, then written
+    // through: the cached parent chain must not let the old directory stand in for it.
+    let tar = Tar::new()
+        .dir("d/", 0o755)
+        .file("d/f", 0o644, b"x")
+        .symlink("d", "../..")
+        .file("d/escaped", 0o644, b"x")
+        .finish();
+    let err = assert_rejected(&tar, "d/escaped")?;
+    assert!(matches!(err, UnpackError::ThroughSymlink { .. }), "{err:?}");
     Ok(())
 }
 
@@ -653,8 +675,7 @@ fn rejects_overlay_xattrs() -> TestResult {
 
 #[test]
 fn whiteouts_become_overlay_whiteouts() -> TestResult {
-    if !root() {
-        eprintln!("skipped: overlayfs whiteouts (mknod, trusted.* xattrs) need root");
+    if !root_or_skip("creating overlayfs whiteouts (mknod, trusted.* xattrs)") {
         return Ok(());
     }
     let tar = Tar::new()
@@ -690,8 +711,7 @@ fn whiteouts_become_overlay_whiteouts() -> TestResult {
 
 #[test]
 fn devices_and_fifos_when_root() -> TestResult {
-    if !root() {
-        eprintln!("skipped: mknod needs root");
+    if !root_or_skip("mknod") {
         return Ok(());
     }
     let mut t = Tar::new();
@@ -783,6 +803,33 @@ fn corrupt_gzip_is_a_decompression_error() -> TestResult {
         &UnpackOptions::new(),
     ));
     assert!(matches!(err, UnpackError::Decompress { .. }), "{err:?}");
+
+    // With a content checksum the corruption is caught even if it decodes. The whole layer
+    // fits in one chunk, so the decompressor meets the error before the extractor sees a byte.
+    let mut enc = zstd::stream::Encoder::new(Vec::new(), 3)?;
+    enc.include_checksum(true)?;
+    enc.write_all(&tar)?;
+    let mut blob = enc.finish()?;
+    let middle = blob.len() / 2;
+    for b in &mut blob[middle..middle + 16] {
+        *b ^= 0x5a;
+    }
+    let err = expect_err(unpack_layer(
+        &blob[..],
+        Compression::Zstd,
+        &Sandbox::new()?.dest,
+        &UnpackOptions::new(),
+    ));
+    assert!(
+        matches!(
+            err,
+            UnpackError::Decompress {
+                compression: Compression::Zstd,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     Ok(())
 }
 
@@ -875,5 +922,41 @@ fn error_messages_name_the_entry_once() -> TestResult {
         err.to_string(),
         r#"entry "x/y": "x" is a symlink or not a directory; refusing to write through it"#
     );
+    Ok(())
+}
+
+#[test]
+fn old_style_directory_and_odd_entries() -> TestResult {
+    let mut t = Tar::new();
+    // A NUL type flag with a trailing slash: a directory in pre-POSIX archives.
+    let mut old = raw_header(b"olddir/", EntryType::Regular, 0o750, 0);
+    old.as_old_mut().linkflag[0] = 0;
+    old.set_cksum();
+    t.header(&old, b"");
+    t.file("olddir/f", 0o644, b"f");
+    let tar = t.finish();
+    let sb = Sandbox::new()?;
+    sb.unpack(&tar, &UnpackOptions::new())?;
+    let m = fs::symlink_metadata(sb.path("olddir"))?;
+    assert!(m.is_dir());
+    assert_eq!(m.mode() & 0o7777, 0o750);
+
+    let deep = format!("{}f", "d/".repeat(300));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(0o644);
+    h.set_entry_type(EntryType::Regular);
+    b.append_data(&mut h, &deep, io::empty())?;
+    let err = expect_err(Sandbox::new()?.unpack(&b.into_inner()?, &UnpackOptions::new()));
+    assert!(matches!(err, UnpackError::InvalidEntry { .. }), "{err:?}");
+
+    let tar = Tar::new().hardlink("l", "./").finish();
+    let err = expect_err(Sandbox::new()?.unpack(&tar, &UnpackOptions::new()));
+    assert!(matches!(err, UnpackError::InvalidEntry { .. }), "{err:?}");
+
+    let tar = Tar::new().file("./", 0o644, b"").finish();
+    let err = expect_err(Sandbox::new()?.unpack(&tar, &UnpackOptions::new()));
+    assert!(matches!(err, UnpackError::InvalidEntry { .. }), "{err:?}");
     Ok(())
 }

@@ -1,0 +1,165 @@
+//! A `Job`'s grants as a WASI context: the only place that maps wrun's
+//! [`Access`] to Wasmtime's [`FsPerms`] and the place that opens granted host
+//! directories by name.
+
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wrun_core::{Access, Network};
+
+use crate::error::boxed;
+use crate::{Error, Input, Job, Output};
+
+/// wrun's access level as Wasmtime's: the one mapping, so upstream renames
+/// (such as `DirPerms`/`FilePerms` becoming `FsPerms` in Wasmtime 48) touch
+/// one function.
+pub(crate) fn fs_perms(access: Access) -> FsPerms {
+    match access {
+        Access::ReadOnly => FsPerms::ReadOnly,
+        Access::ReadWrite => FsPerms::ReadWrite,
+    }
+}
+
+/// The guest's view of the world, from `job` alone.
+///
+/// Starts from `WasiCtxBuilder::new()`, which grants nothing (no args, no
+/// env, no preopens, stdin closed, output discarded, no sockets), and adds
+/// exactly what the job grants. Nothing comes from the host process's own
+/// environment, arguments or working directory.
+///
+/// # Ambient Authority
+///
+/// Opens `job.rootfs` and each granted host directory by name with the
+/// process's authority; the guest then reaches only what lies beneath them
+/// (cap-std resolves every guest path inside its preopen, so `..`, absolute
+/// paths and symlinks cannot leave it).
+pub(crate) fn context(job: &Job) -> Result<WasiCtxBuilder, Error> {
+    let mut wasi = WasiCtxBuilder::new();
+    // wrun runs guests synchronously on the caller's thread: do file I/O
+    // there too rather than hopping to a blocking-pool thread per call.
+    wasi.allow_blocking_current_thread(true);
+
+    if job.args.is_empty() {
+        wasi.arg(&job.name);
+    } else {
+        wasi.args(&job.args);
+    }
+
+    let env = job.sandbox.env_vars();
+    wasi.envs(env);
+    if let Some(workdir) = &job.workdir {
+        check_absolute(workdir)?;
+        // WASI 0.2 guests read it from `wasi:cli/environment.initial-cwd`.
+        // WASI preview 1 has no notion of a working directory: wasi-libc
+        // starts at "/" and does not read $PWD; $PWD is set for programs that
+        // do read it (shells, runtimes of interpreted languages).
+        wasi.initial_cwd(workdir);
+        if !env.iter().any(|(k, _)| k == "PWD") {
+            wasi.env("PWD", workdir);
+        }
+    }
+
+    if let Some(rootfs) = &job.rootfs {
+        // Deeper grants are further preopens: wasi-libc resolves a path
+        // through the longest matching preopen prefix.
+        preopen(&mut wasi, rootfs, "/", Access::ReadOnly)?;
+    }
+    for grant in job.sandbox.dirs() {
+        check_absolute(&grant.guest)?;
+        preopen(&mut wasi, &grant.host, &grant.guest, grant.access)?;
+    }
+
+    match job.sandbox.network_grant() {
+        Network::Host => {
+            wasi.inherit_network()
+                .allow_tcp(true)
+                .allow_udp(true)
+                .allow_ip_name_lookup(true);
+        }
+        // Deny explicitly rather than rely on the builder's defaults, which
+        // have changed between Wasmtime releases.
+        _ => {
+            wasi.allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .socket_addr_check(|_, _| Box::pin(async { false }));
+        }
+    }
+
+    match &job.stdin {
+        Input::Null => {}
+        Input::Inherit => {
+            wasi.inherit_stdin();
+        }
+        Input::Bytes(bytes) => {
+            wasi.stdin(MemoryInputPipe::new(bytes.clone()));
+        }
+    }
+    match &job.stdout {
+        Output::Inherit => {
+            wasi.inherit_stdout();
+        }
+        Output::Null => {}
+        Output::Capture(capture) => {
+            wasi.stdout(capture.pipe.clone());
+        }
+    }
+    match &job.stderr {
+        Output::Inherit => {
+            wasi.inherit_stderr();
+        }
+        Output::Null => {}
+        Output::Capture(capture) => {
+            wasi.stderr(capture.pipe.clone());
+        }
+    }
+    Ok(wasi)
+}
+
+fn preopen(
+    wasi: &mut WasiCtxBuilder,
+    host: &std::path::Path,
+    guest: &str,
+    access: Access,
+) -> Result<(), Error> {
+    wasi.preopened_dir(host, guest, fs_perms(access))
+        .map(drop)
+        .map_err(|err| Error::Grant {
+            host: host.to_path_buf(),
+            guest: guest.to_string(),
+            source: boxed(err),
+        })
+}
+
+fn check_absolute(path: &str) -> Result<(), Error> {
+    if path.starts_with('/') {
+        Ok(())
+    } else {
+        Err(Error::GuestPath {
+            path: path.to_string(),
+        })
+    }
+}
+
+/// A buffer that collects what the guest writes to stdout or stderr.
+///
+/// Clones share the buffer: keep one, give the other to a [`Job`], read it
+/// with [`Capture::contents`] after the run. Writes beyond `limit` bytes
+/// fail in the guest.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pipe: MemoryOutputPipe,
+}
+
+impl Capture {
+    /// A buffer holding at most `limit` bytes.
+    pub fn new(limit: usize) -> Capture {
+        Capture {
+            pipe: MemoryOutputPipe::new(limit),
+        }
+    }
+
+    /// What the guest has written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.pipe.contents().to_vec()
+    }
+}

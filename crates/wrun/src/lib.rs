@@ -1,0 +1,305 @@
+//! One launch interface for both kinds of image.
+//!
+//! A [`LaunchSpec`] names an image (or a local Wasm file), its arguments and
+//! what it is granted; [`Runner::launch`] pulls the image if needed, decides
+//! once whether it is Wasm or native (from the classification the store
+//! recorded), refuses options that cannot apply to that kind, and starts it.
+//! The returned [`Launched`] is waited on the same way for both kinds.
+//!
+//! Why the seam is here: the CLI, host applications and (later) the OCI
+//! runtime command line must behave alike, so every decision about a launch
+//! lives in this crate and the front ends only translate their input into a
+//! `LaunchSpec`. Nothing here touches process-wide state: the environment
+//! a workload sees is the image's plus the spec's, never the caller's.
+#![deny(missing_docs)]
+
+mod error;
+mod native;
+mod wasm;
+
+pub use error::Error;
+pub use wrun_core::{LaunchSpec, PullPolicy, Seccomp, Target};
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use wrun_core::ImageKind;
+use wrun_image::pull::PullOptions;
+use wrun_image::{ImageRecord, Platform, Store};
+
+/// Launches workloads from one store.
+pub struct Runner {
+    store: Store,
+    pull: PullOptions,
+    wasm: OnceLock<std::sync::Arc<wrun_wasm::WasmRuntime>>,
+    debug: bool,
+    helper: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("store", &self.store.root())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a workload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code `wrun run` passes on: the workload's own, 128+N for a
+    /// native workload killed by signal N.
+    pub code: i32,
+    /// A native workload was killed by the kernel's OOM killer.
+    pub oom_killed: bool,
+    /// A Wasm payload was compiled for this run (`Some(false)`: its code
+    /// came from the cache).
+    pub compiled: Option<bool>,
+}
+
+/// A started workload.
+#[derive(Debug)]
+pub enum Launched {
+    /// A Wasm guest, running on its own thread.
+    Wasm(wasm::Running),
+    /// A native container.
+    Native(native::Running),
+}
+
+impl Launched {
+    /// Waits for the workload to end.
+    pub fn wait(self) -> Result<Exit, Error> {
+        match self {
+            Launched::Wasm(w) => w.wait(),
+            Launched::Native(n) => n.wait(),
+        }
+    }
+
+    /// Sends signal `sig` (e.g. `libc::SIGTERM`) to a native workload; a
+    /// Wasm guest has no signals and is stopped by its timeout instead.
+    pub fn signal(&self, sig: i32) -> Result<(), Error> {
+        match self {
+            Launched::Wasm(_) => Err(Error::NoSignals),
+            Launched::Native(n) => n.signal(sig),
+        }
+    }
+
+    /// A handle that signals a native workload from another thread while
+    /// this one waits; `None` for Wasm guests.
+    pub fn signaller(&self) -> Option<Signaller> {
+        match self {
+            Launched::Wasm(_) => None,
+            Launched::Native(n) => Some(Signaller(n.signaller())),
+        }
+    }
+
+    /// The kind of workload.
+    pub fn kind(&self) -> ImageKind {
+        match self {
+            Launched::Wasm(_) => ImageKind::Wasm,
+            Launched::Native(_) => ImageKind::Native,
+        }
+    }
+}
+
+/// Sends signals to a native workload; see [`Launched::signaller`].
+#[derive(Debug)]
+pub struct Signaller(wrun_native::Signaller);
+
+impl Signaller {
+    /// Sends `sig` to the workload's pid 1.
+    pub fn signal(&self, sig: i32) -> Result<(), Error> {
+        Ok(self.0.signal(sig)?)
+    }
+}
+
+/// What [`Runner::resolve`] found for a spec: the image to run, if any.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    record: Option<ImageRecord>,
+}
+
+impl Runner {
+    /// A runner over `store`, pulling with `pull`.
+    pub fn new(store: Store, pull: PullOptions) -> Runner {
+        Runner {
+            store,
+            pull,
+            wasm: OnceLock::new(),
+            debug: false,
+            helper: None,
+        }
+    }
+
+    /// Keep Wasm backtraces in trap errors.
+    pub fn debug(&mut self, debug: bool) -> &mut Self {
+        self.debug = debug;
+        self
+    }
+
+    /// The executable that sets native containers up (the `wrun` binary;
+    /// default: this process's own executable, which must call
+    /// `wrun_native::maybe_init` first thing in `main`).
+    pub fn helper(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.helper = Some(path.into());
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Finds the spec's image in the store, pulling it as its
+    /// [`PullPolicy`] says. Async, for callers on a runtime; [`launch`]
+    /// does this on a private runtime for synchronous callers.
+    ///
+    /// [`launch`]: Runner::launch
+    pub async fn resolve(&self, spec: &LaunchSpec) -> Result<Resolved, Error> {
+        let reference = match &spec.target {
+            Some(Target::Image(r)) => r,
+            Some(Target::File(_)) => return Ok(Resolved { record: None }),
+            None => return Err(Error::NoTarget),
+        };
+        let stored = match self.store.resolve(reference) {
+            Ok((record, _)) => Some(record),
+            Err(wrun_image::Error::ImageNotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let record = match (spec.pull, stored) {
+            (PullPolicy::Never, None) => {
+                return Err(Error::NotStored {
+                    reference: reference.clone(),
+                });
+            }
+            (PullPolicy::Missing | PullPolicy::Never, Some(r)) => r,
+            (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
+                let mut opts = self.pull.clone();
+                opts.platform = spec.platform.as_deref().map(Platform::parse).transpose()?;
+                wrun_image::pull::pull(&self.store, reference, &opts)
+                    .await?
+                    .record
+            }
+        };
+        Ok(Resolved {
+            record: Some(record),
+        })
+    }
+
+    /// Pulls if needed (see [`resolve`](Runner::resolve)) and starts the
+    /// workload. Must not be called from inside an async runtime; use
+    /// [`resolve`](Runner::resolve) then [`start`](Runner::start) there.
+    pub fn launch(&self, spec: &LaunchSpec) -> Result<Launched, Error> {
+        let needs_runtime = matches!(spec.target, Some(Target::Image(_)));
+        let resolved = if needs_runtime {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| Error::Runtime { source })?;
+            rt.block_on(self.resolve(spec))?
+        } else {
+            Resolved { record: None }
+        };
+        self.start(spec, &resolved)
+    }
+
+    /// Starts the workload `resolved` for `spec`.
+    pub fn start(&self, spec: &LaunchSpec, resolved: &Resolved) -> Result<Launched, Error> {
+        let kind = match &resolved.record {
+            Some(r) => r.classification.kind,
+            None => ImageKind::Wasm,
+        };
+        spec.check(kind)?;
+        // The one place the kind is matched.
+        match kind {
+            ImageKind::Wasm => {
+                wasm::start(self, spec, resolved.record.as_ref()).map(Launched::Wasm)
+            }
+            ImageKind::Native => {
+                let record = resolved.record.as_ref().ok_or(Error::NoTarget)?;
+                native::start(self, spec, record).map(Launched::Native)
+            }
+        }
+    }
+
+    fn wasm_runtime(&self) -> Result<&std::sync::Arc<wrun_wasm::WasmRuntime>, Error> {
+        if let Some(rt) = self.wasm.get() {
+            return Ok(rt);
+        }
+        let rt = wrun_wasm::WasmRuntime::new(wrun_wasm::Config {
+            cache_dir: Some(self.store.cache_dir("wasm")?),
+            debug: self.debug,
+        })?;
+        Ok(self.wasm.get_or_init(|| std::sync::Arc::new(rt)))
+    }
+
+    /// Removes compiled Wasm code that no stored image can use any more.
+    pub fn prune_cache(&self) -> Result<u64, Error> {
+        let keep: std::collections::BTreeSet<String> = self
+            .store
+            .images()?
+            .iter()
+            .flat_map(|(r, _)| r.layers.iter().map(|l| l.digest.hex().to_string()))
+            .collect();
+        Ok(self.wasm_runtime()?.prune_cache(|hex| keep.contains(hex))?)
+    }
+}
+
+/// The image config's `config` object, or an empty one.
+fn image_config(store: &Store, record: &ImageRecord) -> Result<Value, Error> {
+    let bytes = store.read_blob(&record.config.digest)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|source| Error::Config {
+        digest: record.config.digest.to_string(),
+        source,
+    })?;
+    Ok(v.get("config").cloned().unwrap_or(Value::Null))
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// docker's argv: Entrypoint + Cmd; ARGS replace Cmd; `--entrypoint`
+/// replaces Entrypoint and drops the image's Cmd.
+fn argv(spec: &LaunchSpec, config: &Value) -> Vec<String> {
+    let (entrypoint, cmd) = match &spec.entrypoint {
+        Some(e) => (e.clone(), spec.args.clone()),
+        None => {
+            let cmd = if spec.args.is_empty() {
+                strings(config.get("Cmd"))
+            } else {
+                spec.args.clone()
+            };
+            (strings(config.get("Entrypoint")), cmd)
+        }
+    };
+    entrypoint.into_iter().chain(cmd).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn argv_follows_docker() {
+        let config = json!({"Entrypoint": ["/bin/app", "-v"], "Cmd": ["serve"]});
+        let mut spec = LaunchSpec::new(Target::Image("x".into()));
+        assert_eq!(argv(&spec, &config), ["/bin/app", "-v", "serve"]);
+        spec.args = vec!["check".into()];
+        assert_eq!(argv(&spec, &config), ["/bin/app", "-v", "check"]);
+        spec.entrypoint = Some(vec!["/bin/sh".into()]);
+        assert_eq!(argv(&spec, &config), ["/bin/sh", "check"]);
+        spec.args.clear();
+        assert_eq!(argv(&spec, &config), ["/bin/sh"]);
+        let spec = LaunchSpec::new(Target::Image("x".into()));
+        assert!(argv(&spec, &Value::Null).is_empty());
+    }
+}

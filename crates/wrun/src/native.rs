@@ -1,0 +1,155 @@
+//! Launching a native workload: a runtime spec built from the image config
+//! and the launch spec, run by `wrun-native` on the image's shared layers.
+
+use crate::{Error, Exit, Runner};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+use wrun_core::{LaunchSpec, Seccomp};
+use wrun_image::ImageRecord;
+use wrun_native::{Container, SeccompPolicy, SpecBuilder, Volume};
+
+/// A running native container.
+#[derive(Debug)]
+pub struct Running {
+    container: Container,
+    timeout: Option<Watchdog>,
+}
+
+#[derive(Debug)]
+struct Watchdog {
+    stop: mpsc::Sender<()>,
+    fired: Arc<AtomicBool>,
+    after: Duration,
+}
+
+impl Running {
+    pub(crate) fn wait(self) -> Result<Exit, Error> {
+        let status = self.container.wait()?;
+        if let Some(w) = self.timeout {
+            let _ = w.stop.send(());
+            if w.fired.load(Ordering::SeqCst) {
+                return Err(Error::Timeout { after: w.after });
+            }
+        }
+        Ok(Exit {
+            code: status.exit_code(),
+            oom_killed: status.oom_killed(),
+            compiled: None,
+        })
+    }
+
+    pub(crate) fn signaller(&self) -> wrun_native::Signaller {
+        self.container.signaller()
+    }
+
+    pub(crate) fn signal(&self, sig: i32) -> Result<(), Error> {
+        Ok(self.container.signal(sig)?)
+    }
+}
+
+fn container_id() -> String {
+    let mut bytes = [0u8; 8];
+    let filled = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    if !filled {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = ((nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn start(
+    runner: &Runner,
+    spec: &LaunchSpec,
+    record: &ImageRecord,
+) -> Result<Running, Error> {
+    let store = runner.store();
+    let config_bytes = store.read_blob(&record.config.digest)?;
+    let image: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_bytes)
+        .map_err(|source| Error::Config {
+            digest: record.config.digest.to_string(),
+            source,
+        })?;
+    let mut b = SpecBuilder::from_image(&image);
+    if let Some(e) = &spec.entrypoint {
+        b.entrypoint(e.clone());
+    }
+    b.args(spec.args.iter().cloned());
+    for (k, v) in spec.sandbox.env_vars() {
+        b.env(k.clone(), v.clone());
+    }
+    if let Some(u) = &spec.user {
+        b.user(u.clone());
+    }
+    if let Some(w) = &spec.workdir {
+        b.workdir(w.clone());
+    }
+    if let Some(h) = &spec.hostname {
+        b.hostname(h.clone());
+    }
+    for d in spec.sandbox.dirs() {
+        b.volume(Volume {
+            host: d.host.clone(),
+            container: d.guest.clone(),
+            access: d.access,
+        });
+    }
+    for t in &spec.tmpfs {
+        b.tmpfs(t.clone());
+    }
+    let limits = spec.sandbox.limit_values();
+    b.limits(limits)
+        .network(spec.sandbox.network_grant())
+        .read_only(spec.read_only)
+        .privileged(spec.privileged)
+        .tty(spec.tty)
+        .init(spec.init)
+        .seccomp(match &spec.seccomp {
+            Seccomp::Default => SeccompPolicy::Default,
+            Seccomp::Unconfined => SeccompPolicy::Unconfined,
+            Seccomp::Profile(p) => SeccompPolicy::Profile(p.clone()),
+        });
+    for c in &spec.cap_add {
+        b.cap_add(c.clone());
+    }
+    for c in &spec.cap_drop {
+        b.cap_drop(c.clone());
+    }
+    let layers: Vec<PathBuf> = record
+        .layers
+        .iter()
+        .filter_map(|l| l.diff_id.as_ref())
+        .map(|d| store.layer_path(d))
+        .collect();
+    let id = container_id();
+    let oci = b.build(&id, &layers)?;
+    let mut launcher = wrun_native::Launcher::new(store.root().join("containers"));
+    if let Some(h) = &runner.helper {
+        launcher.helper(h.clone());
+    }
+    if !spec.stdin && !spec.tty {
+        launcher.stdin(std::process::Stdio::null());
+    }
+    let container = launcher.spawn(&id, &oci, &layers)?;
+    let timeout = limits.timeout.map(|after| {
+        let (stop, rx) = mpsc::channel::<()>();
+        let fired = Arc::new(AtomicBool::new(false));
+        let signaller = container.signaller();
+        let flag = Arc::clone(&fired);
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(after) {
+                flag.store(true, Ordering::SeqCst);
+                let _ = signaller.signal(libc::SIGKILL);
+            }
+        });
+        Watchdog { stop, fired, after }
+    });
+    Ok(Running { container, timeout })
+}
