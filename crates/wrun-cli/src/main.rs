@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod context;
 mod progress;
+mod terminal;
 
 use clap::Parser;
 use std::io::Write;

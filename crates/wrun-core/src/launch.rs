@@ -58,6 +58,8 @@ pub struct LaunchSpec {
     pub stdin: bool,
     /// Allocate a terminal (`-t`; native only).
     pub tty: bool,
+    /// The terminal's initial size (rows, columns), with `tty`.
+    pub terminal_size: Option<(u16, u16)>,
     /// `user[:group]` to run as (native only).
     pub user: Option<String>,
     /// The container's hostname (native only).

@@ -131,6 +131,17 @@ impl Remote {
             OciDistributionError::ImageManifestNotFoundError(_) => {
                 return Error::ManifestUnknown { reference };
             }
+            // oci-client checks digests too; its message repeats itself under `{:#}`.
+            OciDistributionError::DigestError(
+                oci_client::errors::DigestError::VerificationError { expected, actual },
+            ) => {
+                let what = action.strip_prefix("pull ").unwrap_or(action);
+                return Error::DigestMismatch {
+                    what: format!("{what} {reference}"),
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                };
+            }
             OciDistributionError::RegistryError { envelope, .. }
                 if envelope.errors.iter().any(|e| {
                     matches!(
@@ -760,7 +771,9 @@ async fn fetch_layer_once<F: Fetch>(
         .map_err(|e| Error::io("unpack", blob.digest.to_string())(io::Error::other(e)))?;
     match (produced, consumed) {
         // The content's own verdict names the real problem (a lying server).
-        (_, Err(e @ (Error::DigestMismatch { .. } | Error::SizeMismatch { .. }))) => Err(e),
+        (_, Err(e @ Error::DigestMismatch { .. })) => Err(e),
+        // A transfer that failed (a 5xx, a reset) explains a short blob; it
+        // must win over the consumer's size mismatch, or it is never retried.
         (Err(e), _) => Err(e),
         (Ok(()), r) => r,
     }

@@ -93,6 +93,16 @@ impl Launched {
         }
     }
 
+    /// The master side of a native workload's terminal (with `tty`): the
+    /// caller copies between it and its own terminal, and resizes it with
+    /// [`resize_terminal`].
+    pub fn take_terminal(&mut self) -> Option<std::fs::File> {
+        match self {
+            Launched::Wasm(_) => None,
+            Launched::Native(n) => n.take_terminal(),
+        }
+    }
+
     /// The kind of workload.
     pub fn kind(&self) -> ImageKind {
         match self {
@@ -100,6 +110,11 @@ impl Launched {
             Launched::Native(_) => ImageKind::Native,
         }
     }
+}
+
+/// Sets the size of a terminal from [`Launched::take_terminal`].
+pub fn resize_terminal(terminal: &std::fs::File, rows: u16, cols: u16) -> Result<(), Error> {
+    Ok(wrun_native::resize_pty(terminal, rows, cols)?)
 }
 
 /// Sends signals to a native workload; see [`Launched::signaller`].

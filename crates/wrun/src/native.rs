@@ -41,6 +41,10 @@ impl Running {
         })
     }
 
+    pub(crate) fn take_terminal(&mut self) -> Option<std::fs::File> {
+        self.container.take_pty()
+    }
+
     pub(crate) fn signaller(&self) -> wrun_native::Signaller {
         self.container.signaller()
     }
@@ -121,6 +125,9 @@ pub(crate) fn start(
     }
     for c in &spec.cap_drop {
         b.cap_drop(c.clone());
+    }
+    if let Some((rows, cols)) = spec.terminal_size {
+        b.console_size(rows, cols);
     }
     let layers: Vec<PathBuf> = record
         .layers

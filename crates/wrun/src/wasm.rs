@@ -113,10 +113,15 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
     };
     let mut job = Job::new(name.clone(), payload);
     let image_argv = argv(spec, &config);
-    job.args = if image_argv.is_empty() {
-        std::iter::once(name)
-            .chain(spec.args.iter().cloned())
-            .collect()
+    // A tar-layer image's program is argv[0] (docker's argv). A local file
+    // or a Wasm-layer artifact with no entrypoint has none in its argv:
+    // argv[0] is then its name, followed by the command (ARGS or Cmd).
+    let has_entrypoint = match &spec.entrypoint {
+        Some(e) => !e.is_empty(),
+        None => !strings(config.get("Entrypoint")).is_empty(),
+    };
+    job.args = if rootfs.is_none() && !has_entrypoint {
+        std::iter::once(name).chain(image_argv).collect()
     } else {
         image_argv
     };

@@ -18,13 +18,19 @@ pub fn run(ctx: &Context, args: RmiArgs) -> Result<ExitCode> {
 }
 
 pub fn prune(ctx: &Context) -> Result<ExitCode> {
-    let report = ctx.store()?.prune()?;
+    let store = ctx.store()?;
+    let report = store.prune()?;
+    let runner = wrun::Runner::new(store, ctx.pull_options()?);
+    let cache = runner
+        .prune_cache()
+        .context("prune the compiled-code cache")?;
     println!(
-        "Deleted {} blobs, {} layers, {} leftovers; reclaimed {}",
+        "Deleted {} blobs, {} layers, {} leftovers; reclaimed {} (and {} of compiled code)",
         report.blobs,
         report.layers,
         report.temporary,
-        human_size(report.bytes)
+        human_size(report.bytes),
+        human_size(cache)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 use crate::cli::RunArgs;
 use crate::context::Context;
 use crate::progress;
+use crate::terminal;
 use anyhow::{Context as _, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,13 +14,24 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     opts.progress = progress::for_pull(args.quiet);
     let mut runner = Runner::new(ctx.store()?, opts);
     runner.debug(args.debug);
-    let launched = match runner.launch(&spec) {
+    let mut launched = match runner.launch(&spec) {
         Ok(l) => l,
         Err(e) => return Ok(failed(&args.image, e, args.debug)),
     };
-    let forwarding = forward_signals(&launched);
+    let pty = launched.take_terminal();
+    let resize_target = pty.as_ref().and_then(|p| p.try_clone().ok());
+    let _forwarding = forward_signals(&launched, resize_target);
+    let (_raw, output) = match pty {
+        Some(master) => (
+            Some(terminal::RawMode::enable()),
+            terminal::attach(master).ok(),
+        ),
+        None => (None, None),
+    };
     let result = launched.wait();
-    drop(forwarding);
+    if let Some(out) = output {
+        let _ = out.join();
+    }
     match result {
         Ok(exit) => Ok(report(exit, args.debug)),
         Err(e) => Ok(failed(&args.image, e, args.debug)),
@@ -142,6 +154,9 @@ fn launch_spec(a: &RunArgs) -> Result<LaunchSpec> {
     spec.workdir = a.workdir.clone();
     spec.stdin = a.interactive;
     spec.tty = a.tty;
+    if a.tty {
+        spec.terminal_size = terminal::size();
+    }
     spec.user = a.user.clone();
     spec.hostname = a.hostname.clone();
     spec.tmpfs = a.tmpfs.clone();
@@ -183,10 +198,14 @@ fn set_env(spec: &mut LaunchSpec, e: &str) {
 }
 
 /// Forwards SIGINT, SIGTERM and SIGHUP to a native container, as docker
-/// run does. The binary, not the library, owns signal handling.
-fn forward_signals(launched: &Launched) -> Option<std::thread::JoinHandle<()>> {
+/// run does, and follows SIGWINCH with the container's terminal. The
+/// binary, not the library, owns signal handling.
+fn forward_signals(
+    launched: &Launched,
+    terminal: Option<std::fs::File>,
+) -> Option<std::thread::JoinHandle<()>> {
     let signaller = launched.signaller()?;
-    let set = unsafe_sigset(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    let set = unsafe_sigset(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGWINCH]);
     // SAFETY: `set` is a valid, initialised sigset; blocking these signals in
     // this thread (and the threads it creates) lets the forwarder take them
     // with sigwait instead of them killing wrun.
@@ -201,6 +220,12 @@ fn forward_signals(launched: &Launched) -> Option<std::thread::JoinHandle<()>> {
                 // SAFETY: `set` and `sig` are valid for the call.
                 if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                     return;
+                }
+                if sig == libc::SIGWINCH {
+                    if let (Some(t), Some((rows, cols))) = (&terminal, terminal::size()) {
+                        let _ = wrun::resize_terminal(t, rows, cols);
+                    }
+                    continue;
                 }
                 let _ = signaller.signal(sig);
             }
