@@ -208,6 +208,20 @@ impl Remote {
         if store.has_blob(&blob.digest) {
             return store.read_blob(&blob.digest);
         }
+        // One download per blob across processes, as for layers: wait for
+        // whoever holds it, then look again.
+        let _lock = {
+            let store = store.clone();
+            let digest = blob.digest.clone();
+            tokio::task::spawn_blocking(move || store.lock_blob(&digest))
+                .await
+                .map_err(|e| {
+                    Error::io("lock blob", blob.digest.to_string())(io::Error::other(e))
+                })??
+        };
+        if store.has_blob(&blob.digest) {
+            return store.read_blob(&blob.digest);
+        }
         let desc = descriptor(blob);
         let mut out = Vec::new();
         self.client
@@ -400,12 +414,19 @@ impl Fetch for RemoteFetch<'_> {
             .pull_blob_stream(&r.reference, &descriptor(blob))
             .await
             .map_err(|e| r.error(&what(), e))?;
-        while let Some(chunk) = s
-            .stream
-            .try_next()
-            .await
-            .map_err(|e| r.error(&what(), e.into()))?
-        {
+        while let Some(chunk) = match s.stream.try_next().await {
+            Ok(chunk) => chunk,
+            // oci-client's own digest check fails at the end of the stream;
+            // the blob writer's verdict (size, then digest) is the precise
+            // one, and it must not pass for a transient failure.
+            Err(e)
+                if e.get_ref()
+                    .is_some_and(|i| i.is::<oci_client::errors::DigestError>()) =>
+            {
+                None
+            }
+            Err(e) => return Err(r.error(&what(), e.into())),
+        } {
             if tx.send(chunk).await.is_err() {
                 // The consumer stopped (it failed); its error is the one to report.
                 break;

@@ -371,6 +371,9 @@ impl SpecBuilder {
             );
         }
         let process = process
+            // The builder starts from runc's example process: clear its
+            // rlimits (RLIMIT_NOFILE 1024), docker sets none by default.
+            .rlimits(Vec::new())
             .terminal(self.tty)
             .user(user)
             .args(args)
@@ -385,6 +388,9 @@ impl SpecBuilder {
             .namespaces(self.namespaces()?)
             .resources(self.resources()?)
             .cgroups_path(PathBuf::from(format!("/wrun/{id}")));
+        // The builder starts from runc's example: clear its masked and
+        // read-only paths (kept for unprivileged containers below).
+        linux = linux.masked_paths(Vec::new()).readonly_paths(Vec::new());
         if !self.privileged {
             linux = linux
                 .masked_paths(
@@ -1050,6 +1056,31 @@ mod tests {
                 .iter()
                 .any(|m| m.destination() == Path::new("/scratch"))
         );
+    }
+
+    #[test]
+    fn privileged_means_no_masks_no_filter_all_caps() {
+        let spec = SpecBuilder::new()
+            .arg("sh")
+            .privileged(true)
+            .build("p", &[])
+            .expect("spec");
+        let linux = spec.linux().as_ref().expect("linux");
+        assert_eq!(linux.masked_paths().as_ref().map(Vec::len).unwrap_or(0), 0);
+        assert_eq!(
+            linux.readonly_paths().as_ref().map(Vec::len).unwrap_or(0),
+            0
+        );
+        assert!(linux.seccomp().is_none());
+        let process = spec.process().as_ref().expect("process");
+        assert_eq!(process.rlimits().as_ref().map(Vec::len).unwrap_or(0), 0);
+        assert_eq!(process.no_new_privileges(), Some(false));
+        let caps = process
+            .capabilities()
+            .as_ref()
+            .and_then(|c| c.bounding().clone())
+            .unwrap_or_default();
+        assert_eq!(caps.len(), 41);
     }
 
     #[test]

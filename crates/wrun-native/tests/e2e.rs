@@ -879,36 +879,6 @@ fn seccomp_profile_file(env: &Env) -> Result<(), String> {
     Ok(())
 }
 
-/// Reports the time of `true` in a container, set-up and clean-up included
-/// (overlay, cgroup, namespaces, mounts); fails only if it is absurd.
-fn startup_time(env: &Env) -> Result<(), String> {
-    let mut times = Vec::new();
-    for i in 0..20 {
-        let started = Instant::now();
-        let c = env
-            .spawn(&format!("start{i}"), |b| {
-                b.arg("true");
-            })
-            .map_err(|e| chain(&e))?;
-        let status = c.wait().map_err(|e| chain(&e))?;
-        times.push(started.elapsed());
-        ensure!(status.exit_code() == 0, "exit {}", status.exit_code());
-    }
-    times.sort();
-    println!(
-        "  startup: min {:.2?}, median {:.2?}, max {:.2?}",
-        times[0],
-        times[times.len() / 2],
-        times[times.len() - 1]
-    );
-    ensure!(
-        times[times.len() / 2] < Duration::from_secs(2),
-        "median {:?}",
-        times[times.len() / 2]
-    );
-    Ok(())
-}
-
 /// Runtime-spec features `wrun run` does not set but an OCI caller may.
 fn spec_sysctl_and_rlimits(env: &Env) -> Result<(), String> {
     use wrun_native::oci_spec::runtime::{PosixRlimitBuilder, PosixRlimitType};
@@ -1009,7 +979,6 @@ const TESTS: &[Test] = &[
     ("tty_through_a_pty", tty_through_a_pty),
     ("seccomp_profile_file", seccomp_profile_file),
     ("spec_sysctl_and_rlimits", spec_sysctl_and_rlimits),
-    ("startup_time", startup_time),
 ];
 
 fn skip_or_fail(reason: &str) -> ExitCode {

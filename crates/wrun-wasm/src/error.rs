@@ -43,9 +43,9 @@ pub enum Error {
     Wat {
         /// The payload's name.
         name: String,
-        /// The parser's error, with line and column.
+        /// The parser's error, with line and column, on one line.
         #[source]
-        source: wat::Error,
+        source: BoxedSource,
     },
 
     /// The payload starts like Wasm but is truncated, malformed or uses a

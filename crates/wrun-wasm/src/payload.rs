@@ -62,9 +62,9 @@ impl Binary<'_> {
             bytes
         } else if looks_like_text(&bytes) {
             wat::parse_bytes(&bytes)
-                .map_err(|source| Error::Wat {
+                .map_err(|err| Error::Wat {
                     name: name.to_string(),
-                    source,
+                    source: one_line_wat_error(&err).into(),
                 })?
                 .into_owned()
                 .into()
@@ -79,6 +79,24 @@ impl Binary<'_> {
             source: "truncated or unknown header (expected an 8-byte wasm preamble)".into(),
         })?;
         Ok(Binary { bytes, flavor })
+    }
+}
+
+/// The WAT parser's message with its position, on one line: its `Display`
+/// adds a source snippet over several lines, and wrun's errors are one line.
+fn one_line_wat_error(err: &wat::Error) -> String {
+    let text = err.to_string();
+    let mut lines = text.lines();
+    let message = lines.next().unwrap_or_default().trim();
+    let position = lines.find_map(|l| l.trim().strip_prefix("--> "));
+    match position.and_then(|p| p.rsplit_once(':')?.0.rsplit_once(':')) {
+        Some((_, line)) => {
+            let column = position
+                .and_then(|p| p.rsplit(':').next())
+                .unwrap_or_default();
+            format!("{message} (line {line}, column {column})")
+        }
+        None => message.to_string(),
     }
 }
 
@@ -140,5 +158,11 @@ mod tests {
             load(b"(module (func $f (i32.bogus)))"),
             Err(Error::Wat { .. })
         ));
+        let Err(Error::Wat { source, .. }) = load(b"(module\n  (func (i32.bogus)))") else {
+            panic!("bad WAT must be a WAT error");
+        };
+        let cause = source.to_string();
+        assert!(!cause.contains('\n'), "one line: {cause:?}");
+        assert!(cause.ends_with("(line 2, column 10)"), "{cause}");
     }
 }

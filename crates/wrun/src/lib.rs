@@ -250,11 +250,18 @@ impl Runner {
 
     /// Removes compiled Wasm code that no stored image can use any more.
     pub fn prune_cache(&self) -> Result<u64, Error> {
+        // The cache is keyed by the digest of the Wasm binary: a Wasm
+        // layer's, or the entrypoint file's of a tar-layer Wasm image.
         let keep: std::collections::BTreeSet<String> = self
             .store
             .images()?
             .iter()
-            .flat_map(|(r, _)| r.layers.iter().map(|l| l.digest.hex().to_string()))
+            .flat_map(|(r, _)| {
+                r.layers
+                    .iter()
+                    .map(|l| l.digest.hex().to_string())
+                    .chain(wasm::default_program_digest(&self.store, r))
+            })
             .collect();
         Ok(self.wasm_runtime()?.prune_cache(|hex| keep.contains(hex))?)
     }

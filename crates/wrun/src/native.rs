@@ -137,7 +137,11 @@ pub(crate) fn start(
         .collect();
     let id = container_id();
     let oci = b.build(&id, &layers)?;
-    let mut launcher = wrun_native::Launcher::new(store.root().join("containers"));
+    let state_root = store.root().join("containers");
+    // Remove what a SIGKILLed wrun left behind (its state directory,
+    // cgroup and mounts); a failure here must not stop this run.
+    let _ = wrun_native::reap_stale(&state_root);
+    let mut launcher = wrun_native::Launcher::new(state_root);
     if let Some(h) = &runner.helper {
         launcher.helper(h.clone());
     }

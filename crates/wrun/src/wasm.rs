@@ -79,28 +79,9 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
                         layers: tar_layers.len(),
                     });
                 };
-                let dirs = wrun_image::pull::open_layers(store, &record.layers)?;
                 let argv = argv(spec, &config);
                 let program = argv.first().ok_or(Error::NoCommand)?;
-                let path_env = strings(config.get("Env"))
-                    .into_iter()
-                    .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
-                let workdir = config
-                    .get("WorkingDir")
-                    .and_then(Value::as_str)
-                    .filter(|w| !w.is_empty());
-                let found =
-                    classify::resolve_program(program, workdir, path_env.as_deref(), &|p| {
-                        classify::read_head_in_layers(&dirs, p, 0).is_some()
-                    })
-                    .ok_or_else(|| Error::ProgramNotFound {
-                        path: program.clone(),
-                    })?;
-                let bytes = classify::read_head_in_layers(&dirs, &found, u64::MAX).ok_or(
-                    Error::ProgramNotFound {
-                        path: found.clone(),
-                    },
-                )?;
+                let bytes = program_bytes(store, record, &config, program)?;
                 (
                     program.clone(),
                     Payload::Bytes(bytes),
@@ -138,6 +119,54 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
         job.stdin = Input::Inherit;
     }
     Ok(job)
+}
+
+/// The bytes of `program` (as argv[0] names it) among the files of a
+/// tar-layer Wasm image, looked up as the image's `PATH` and working
+/// directory say.
+fn program_bytes(
+    store: &wrun_image::Store,
+    record: &ImageRecord,
+    config: &Value,
+    program: &str,
+) -> Result<Vec<u8>, Error> {
+    let dirs = wrun_image::pull::open_layers(store, &record.layers)?;
+    let path_env = strings(config.get("Env"))
+        .into_iter()
+        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
+    let workdir = config
+        .get("WorkingDir")
+        .and_then(Value::as_str)
+        .filter(|w| !w.is_empty());
+    let found = classify::resolve_program(program, workdir, path_env.as_deref(), &|p| {
+        classify::read_head_in_layers(&dirs, p, 0).is_some()
+    })
+    .ok_or_else(|| Error::ProgramNotFound {
+        path: program.to_string(),
+    })?;
+    classify::read_head_in_layers(&dirs, &found, u64::MAX)
+        .ok_or(Error::ProgramNotFound { path: found })
+}
+
+/// The hex SHA-256 of the Wasm binary a run of `record` with no options
+/// compiles (the compiled-code cache's key): its Wasm layer, or the
+/// entrypoint file of a tar-layer Wasm image. `None` for a native image or
+/// when the program cannot be found.
+pub(crate) fn default_program_digest(
+    store: &wrun_image::Store,
+    record: &ImageRecord,
+) -> Option<String> {
+    if record.classification.kind != wrun_core::ImageKind::Wasm {
+        return None;
+    }
+    if let Some(layer) = record.wasm_layer() {
+        return Some(layer.digest.hex().to_string());
+    }
+    let config = image_config(store, record).ok()?;
+    let spec = LaunchSpec::new(Target::Image(String::new()));
+    let argv = argv(&spec, &config);
+    let bytes = program_bytes(store, record, &config, argv.first()?).ok()?;
+    Some(wrun_image::Digest::sha256_of(&bytes).hex().to_string())
 }
 
 /// The image's environment first, then the spec's, then the spec's grants.

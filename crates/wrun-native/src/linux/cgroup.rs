@@ -160,11 +160,19 @@ impl Cgroup {
                     .filter(|c| available.iter().any(|a| a == *c))
                     .map(|c| format!("+{c}"))
                     .collect();
-                // Enable the controllers in every ancestor's subtree_control.
+                let needed_only: Vec<String> = needed.iter().map(|c| format!("+{c}")).collect();
+                // Enable the controllers in every ancestor's subtree_control:
+                // all that wrun manages if possible (for accounting), else
+                // those the limits need (a parent with processes of its own,
+                // as a container's cgroup-namespace root may be, refuses any
+                // controller; that is fatal only when a limit needs one).
                 let mut dir = root.clone();
                 for comp in rel.components() {
-                    if !enable.is_empty() {
-                        write_file(&dir, "cgroup.subtree_control", &enable.join(" "))?;
+                    if !enable.is_empty()
+                        && write_file(&dir, "cgroup.subtree_control", &enable.join(" ")).is_err()
+                        && !needed_only.is_empty()
+                    {
+                        write_file(&dir, "cgroup.subtree_control", &needed_only.join(" "))?;
                     }
                     dir.push(comp);
                     if dir != root.join(rel) && !dir.exists() {
