@@ -481,7 +481,7 @@ impl SpecBuilder {
     /// then add the added ones.
     fn capabilities(&self) -> Result<Capabilities> {
         let mut caps: Capabilities = if self.privileged {
-            all_capabilities().into_iter().collect()
+            available_capabilities().into_iter().collect()
         } else {
             DEFAULT_CAPABILITIES.into_iter().collect()
         };
@@ -495,7 +495,7 @@ impl SpecBuilder {
         }
         for name in &self.cap_add {
             match parse_capability(name)? {
-                None => caps.extend(all_capabilities()),
+                None => caps.extend(available_capabilities()),
                 Some(c) => {
                     caps.insert(c);
                 }
@@ -677,6 +677,27 @@ impl SpecBuilder {
 /// file ([`SeccompPolicy::Profile`]) gives an exact allow-list when needed.
 pub fn default_seccomp(caps: &Capabilities) -> LinuxSeccomp {
     seccomp_profile::default_profile(caps)
+}
+
+/// What `--privileged` and `--cap-add ALL` give: every capability this
+/// process holds in its bounding set, as docker gives its daemon's current
+/// capabilities. Asking for one outside that set fails (capset: EPERM)
+/// where wrun itself runs with fewer than all (in a container, say).
+fn available_capabilities() -> Vec<Capability> {
+    all_capabilities().into_iter().filter(held).collect()
+}
+
+#[cfg(target_os = "linux")]
+fn held(cap: &Capability) -> bool {
+    let n = crate::linux::caps::number(cap) as libc::c_ulong;
+    // SAFETY: PR_CAPBSET_READ takes plain integers; it returns 1 if held, 0
+    // if not, -1 for a capability this kernel does not know.
+    unsafe { libc::prctl(libc::PR_CAPBSET_READ, n, 0, 0, 0) == 1 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn held(_: &Capability) -> bool {
+    true
 }
 
 fn all_capabilities() -> Vec<Capability> {
@@ -1080,7 +1101,7 @@ mod tests {
             .as_ref()
             .and_then(|c| c.bounding().clone())
             .unwrap_or_default();
-        assert_eq!(caps.len(), 41);
+        assert_eq!(caps.len(), available_capabilities().len());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 pub mod cgroup;
 
-mod caps;
+pub(crate) mod caps;
 mod init;
 mod launch;
 mod proto;
