@@ -1,0 +1,262 @@
+//! A loaded plugin and its instances.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+
+use crate::Error;
+use crate::bindings::wrun::plugin::types;
+use crate::bindings::{PluginCore, PluginCorePre};
+use crate::error::boxed;
+use crate::grants::{DEFAULT_TIMEOUT, Grants, wasi_ctx};
+use crate::host::HostInner;
+use crate::state::{MemoryLimiter, State};
+
+/// What the host asks of a plugin (the WIT's `request`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The operation, chosen by the host application.
+    pub name: String,
+    /// The operation's input.
+    pub payload: Vec<u8>,
+}
+
+impl Request {
+    /// A request for the operation `name` with `payload`.
+    pub fn new(name: impl Into<String>, payload: impl Into<Vec<u8>>) -> Request {
+        Request {
+            name: name.into(),
+            payload: payload.into(),
+        }
+    }
+}
+
+/// A plugin's answer (the WIT's `response`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Response {
+    /// A media type for `payload`.
+    pub content_type: String,
+    /// The output.
+    pub payload: Vec<u8>,
+}
+
+/// A compiled plugin that fits the `wrun:plugin` world, ready to
+/// instantiate any number of times. Cheap to clone; `Send` and `Sync`.
+#[derive(Clone)]
+pub struct Plugin {
+    host: Arc<HostInner>,
+    name: Arc<str>,
+    pre: PluginCorePre<State>,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn new(host: Arc<HostInner>, name: &str, pre: PluginCorePre<State>) -> Plugin {
+        Plugin {
+            host,
+            name: name.into(),
+            pre,
+        }
+    }
+
+    /// The plugin's name (given to `load_bytes`, or the file's stem).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A new instance with `grants` and nothing else: its own memory, its
+    /// own WASI context, its own configuration.
+    ///
+    /// Fails with [`Error::Grant`] when a granted directory cannot be
+    /// opened, [`Error::FuelDisabled`] when fuel is granted on a host that
+    /// does not meter it, [`Error::PoolExhausted`] when the host already has
+    /// [`max_instances`](crate::HostConfig::max_instances) live instances.
+    pub fn instantiate(&self, grants: &Grants) -> Result<Instance, Error> {
+        let config = &self.host.config;
+        if grants.fuel.is_some() && !config.fuel_enabled() {
+            return Err(Error::FuelDisabled);
+        }
+        let limit = grants.memory.map_or(config.max_memory_bytes(), |m| {
+            m.min(config.max_memory_bytes())
+        });
+        let state = State {
+            wasi: wasi_ctx(grants)?,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limit),
+            config: Arc::new(grants.config.clone()),
+            log: config.log_sink(),
+            plugin: self.name.clone(),
+            deadline: None,
+        };
+        let mut store = Store::new(&self.host.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // The epoch is shared by every store of the engine; each store checks
+        // its own deadline at every tick and carries on until it has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| match store.data().deadline {
+            Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
+            _ => Ok(UpdateDeadline::Continue(1)),
+        });
+        let mut instance = Instance {
+            plugin: self.name.clone(),
+            store,
+            bindings: None,
+            timeout: grants.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            fuel: grants.fuel,
+            metered: config.fuel_enabled(),
+            poisoned: false,
+        };
+        instance.arm()?;
+        let result = self.pre.instantiate(&mut instance.store);
+        instance.store.data_mut().deadline = None;
+        match result {
+            Ok(bindings) => {
+                instance.bindings = Some(bindings);
+                Ok(instance)
+            }
+            Err(err) if err.is::<PoolConcurrencyLimitError>() => Err(Error::PoolExhausted {
+                plugin: self.name.to_string(),
+            }),
+            Err(err) => Err(match instance.failure(err) {
+                Error::Call { plugin, source } => Error::Instantiate { plugin, source },
+                other => other,
+            }),
+        }
+    }
+}
+
+/// One live instance of a plugin: call it as often as needed, from one
+/// thread at a time (it is `Send`; move it to where it is used).
+///
+/// After a trap, a timeout or a limit, the instance is unusable (later calls
+/// fail with [`Error::Poisoned`]); other instances are unaffected.
+pub struct Instance {
+    plugin: Arc<str>,
+    store: Store<State>,
+    bindings: Option<PluginCore>,
+    timeout: Duration,
+    fuel: Option<u64>,
+    /// Whether the engine meters fuel (then every call gets fuel).
+    metered: bool,
+    poisoned: bool,
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instance")
+            .field("plugin", &self.plugin)
+            .field("timeout", &self.timeout)
+            .field("fuel", &self.fuel)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    /// The name of the plugin this is an instance of.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// Calls the plugin's `handler.call` with `request`.
+    ///
+    /// Its own error result is [`Error::Plugin`] (the instance stays
+    /// usable). A trap is [`Error::Trap`], running past the granted time
+    /// [`Error::Timeout`], out of fuel [`Error::FuelExhausted`], a trap after
+    /// a refused memory growth [`Error::MemoryLimit`]; after those the
+    /// instance is unusable.
+    pub fn call(&mut self, request: Request) -> Result<Response, Error> {
+        if self.poisoned {
+            return Err(Error::Poisoned {
+                plugin: self.plugin.to_string(),
+            });
+        }
+        self.arm()?;
+        let input = types::Request {
+            name: request.name,
+            payload: request.payload,
+        };
+        let Some(bindings) = &self.bindings else {
+            return Err(Error::Poisoned {
+                plugin: self.plugin.to_string(),
+            });
+        };
+        let result = bindings
+            .wrun_plugin_handler()
+            .call_call(&mut self.store, &input);
+        self.store.data_mut().deadline = None;
+        match result {
+            Ok(Ok(response)) => Ok(Response {
+                content_type: response.content_type,
+                payload: response.payload,
+            }),
+            Ok(Err(types::PluginError { code, message })) => Err(Error::Plugin {
+                plugin: self.plugin.to_string(),
+                code,
+                message,
+            }),
+            Err(err) => {
+                self.poisoned = true;
+                Err(self.failure(err))
+            }
+        }
+    }
+
+    /// Sets the deadline and the fuel for the next call.
+    fn arm(&mut self) -> Result<(), Error> {
+        let timeout = self.timeout;
+        self.store.data_mut().deadline = Some(Instant::now() + timeout);
+        if self.metered {
+            let fuel = self.fuel.unwrap_or(u64::MAX);
+            self.store.set_fuel(fuel).map_err(|err| Error::Call {
+                plugin: self.plugin.to_string(),
+                source: boxed(err),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The typed error for a failed call or instantiation.
+    fn failure(&self, err: wasmtime::Error) -> Error {
+        let plugin = self.plugin.to_string();
+        let limiter = &self.store.data().limiter;
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Error::Timeout {
+                plugin,
+                after: self.timeout,
+            },
+            Some(Trap::OutOfFuel) => Error::FuelExhausted {
+                plugin,
+                fuel: self.fuel.unwrap_or(u64::MAX),
+            },
+            _ if limiter.refused => Error::MemoryLimit {
+                plugin,
+                limit: limiter.limit,
+            },
+            Some(trap) => {
+                let text = trap.to_string();
+                Error::Trap {
+                    plugin,
+                    message: text
+                        .strip_prefix("wasm trap: ")
+                        .unwrap_or(&text)
+                        .to_string(),
+                }
+            }
+            None => Error::Call {
+                plugin,
+                source: boxed(err),
+            },
+        }
+    }
+}
