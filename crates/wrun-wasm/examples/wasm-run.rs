@@ -1,6 +1,6 @@
 //! Runs a Wasm file the way `wrun run` will, for measuring start-up:
 //!
-//!     cargo run -p wrun-wasm --example run -- CACHE_DIR FILE [ARGS...]
+//!     cargo run -p wrun-wasm --example wasm-run -- CACHE_DIR FILE [ARGS...]
 //!
 //! Prints nothing of its own unless `WRUN_WASM_TIMING` is set, in which case
 //! it reports on stderr whether the code was compiled and how long
