@@ -53,7 +53,6 @@ IMAGE="$REGISTRY/bench/greet:1"
 # The wasmtime CLI's own cache, warm; and a precompiled module.
 cat > "$W/wasmtime-cache.toml" <<TOML
 [cache]
-enabled = true
 directory = "$W/wasmtime-cache"
 TOML
 CACHE_FLAG=(-C "cache=y,cache-config=$W/wasmtime-cache.toml")

@@ -362,13 +362,12 @@ impl Default for Env {
     }
 }
 
-/// Asserts `r` failed as wrun fails: exit 125, one line `wrun: …` on stderr,
-/// no panic. Returns that line.
-pub fn assert_failure(r: &Run, what: &str) -> String {
+/// Asserts `r` exited with `code` and did not panic.
+pub fn assert_code(r: &Run, code: i32, what: &str) {
     assert_eq!(
         r.status.code(),
-        Some(EXIT_WRUN_FAILED),
-        "{what} should fail with exit 125:\nstdout: {}\nstderr: {}",
+        Some(code),
+        "{what}: expected exit {code}\nstdout: {}\nstderr: {}",
         r.stdout,
         r.stderr
     );
@@ -377,6 +376,12 @@ pub fn assert_failure(r: &Run, what: &str) -> String {
         "{what} panicked: {}",
         r.stderr
     );
+}
+
+/// Asserts `r` failed as wrun fails: exit 125, one line `wrun: …` on stderr,
+/// no panic. Returns that line.
+pub fn assert_failure(r: &Run, what: &str) -> String {
+    assert_code(r, EXIT_WRUN_FAILED, what);
     let lines: Vec<&str> = r.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let last = lines.last().copied().unwrap_or_default();
     assert!(

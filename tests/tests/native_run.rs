@@ -24,7 +24,9 @@ use std::process::{Child, ChildStdout, Stdio};
 use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use wrun_tests::fixture::{self, Compression, Image, ImageBuilder, Layer, Tagged, TarEntry};
-use wrun_tests::{Env, Registry, Run, assert_failure, have_root, have_tools, skip, wait_until};
+use wrun_tests::{
+    Env, Registry, Run, assert_code, assert_failure, have_root, have_tools, skip, wait_until,
+};
 
 // ---------------------------------------------------------------- fixture
 
@@ -232,7 +234,7 @@ impl Fx {
     /// [`sh`](Self::sh), asserting exit 0; its stdout.
     fn sh_ok(&self, opts: &[&str], script: &str) -> String {
         let r = self.sh(opts, script);
-        expect_code(&r, 0, script);
+        assert_code(&r, 0, script);
         r.stdout
     }
 
@@ -291,22 +293,6 @@ impl Fx {
 }
 
 // ---------------------------------------------------------------- helpers
-
-/// Asserts `r` exited with `code` and did not panic.
-fn expect_code(r: &Run, code: i32, what: &str) {
-    assert_eq!(
-        r.status.code(),
-        Some(code),
-        "{what}: expected exit {code}\nstdout: {}\nstderr: {}",
-        r.stdout,
-        r.stderr
-    );
-    assert!(
-        !r.stderr.contains("panicked"),
-        "{what} panicked: {}",
-        r.stderr
-    );
-}
 
 /// The non-empty lines of stderr.
 fn stderr_lines(r: &Run) -> Vec<&str> {
@@ -598,7 +584,7 @@ fn proc_is_masked_and_read_only_and_capabilities_are_bounded() {
         &[],
         &format!("{probe}; echo x > /proc/sys/kernel/domainname && echo sys-writable; {caps}"),
     );
-    expect_code(&r, 0, "defaults");
+    assert_code(&r, 0, "defaults");
     let mut lines = r.stdout.lines();
     for f in &masked {
         assert_eq!(
@@ -646,7 +632,7 @@ fn proc_is_masked_and_read_only_and_capabilities_are_bounded() {
         &["--privileged"],
         &format!("{probe}; unshare -U true && echo unshare-allowed; {caps}"),
     );
-    expect_code(&r, 0, "--privileged");
+    assert_code(&r, 0, "--privileged");
     let mut lines = r.stdout.lines();
     for f in &masked {
         let line = lines.next().unwrap_or_default();
@@ -682,7 +668,7 @@ fn seccomp_blocks_a_call_no_capability_guards_and_unconfined_lifts_it() {
     // Creating a user namespace needs no capability: only the filter stops it.
     let script = "unshare -U true && echo unshare-allowed; true";
     let r = fx.sh(&[], script);
-    expect_code(&r, 0, "default seccomp");
+    assert_code(&r, 0, "default seccomp");
     assert!(
         !r.stdout.contains("unshare-allowed"),
         "unshare -U was allowed"
@@ -690,7 +676,7 @@ fn seccomp_blocks_a_call_no_capability_guards_and_unconfined_lifts_it() {
     assert!(r.stderr.contains("not permitted"), "stderr {:?}", r.stderr);
 
     let r = fx.sh(&["--security-opt", "seccomp=unconfined"], script);
-    expect_code(&r, 0, "seccomp=unconfined");
+    assert_code(&r, 0, "seccomp=unconfined");
     assert_eq!(r.stdout, "unshare-allowed\n", "stderr {:?}", r.stderr);
     // No filter at all unconfined; the default one is in filter mode (2).
     let out = fx.sh_ok(
@@ -764,7 +750,7 @@ fn volumes_bind_read_write_and_read_only_and_tmpfs_mounts() {
          echo x > /mnt/ro/no.txt && echo ro-writable; \
          echo s > /scratch/s && cat /scratch/s; grep ' /scratch ' /proc/mounts | cut -d' ' -f3; true",
     );
-    expect_code(&r, 0, "volumes");
+    assert_code(&r, 0, "volumes");
     assert_eq!(
         r.stdout, "from the host\nrw-ok\ns\ntmpfs\n",
         "stderr {:?}",
@@ -790,7 +776,7 @@ fn volumes_bind_read_write_and_read_only_and_tmpfs_mounts() {
         "touch /x && echo root-writable; touch /tmp/y && echo tmp-writable; \
          touch /scratch/z && echo tmpfs-writable; true",
     );
-    expect_code(&r, 0, "--read-only");
+    assert_code(&r, 0, "--read-only");
     assert_eq!(r.stdout, "tmpfs-writable\n", "stderr {:?}", r.stderr);
     assert_eq!(
         r.stderr.matches("Read-only file system").count(),
@@ -810,12 +796,12 @@ fn memory_hog_is_oom_killed_with_137_and_reported() {
         &["--memory", "32m"],
         "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
     );
-    expect_code(&r, 0, "limit file");
+    assert_code(&r, 0, "limit file");
     assert_eq!(r.stdout, "33554432\n");
     assert!(!r.stderr.contains("OOM"), "stderr {:?}", r.stderr);
 
     let r = fx.run(&["--memory", "32m"], &["tail", "/dev/zero"]);
-    expect_code(&r, 137, "memory hog");
+    assert_code(&r, 137, "memory hog");
     let lines = stderr_lines(&r);
     assert_eq!(lines.len(), 1, "stderr {:?}", r.stderr);
     assert!(lines[0].contains("OOM"), "stderr {:?}", r.stderr);
@@ -853,13 +839,13 @@ fn env_workdir_entrypoint_args_and_user() {
     // Cmd, replaced by ARGS; --entrypoint drops Cmd.
     assert_eq!(fx.run(&[], &[]).stdout, "default-cmd\n");
     let r = fx.run(&[], &["echo", "replaced"]);
-    expect_code(&r, 0, "args");
+    assert_code(&r, 0, "args");
     assert_eq!(r.stdout, "replaced\n");
     let r = fx.run(&["--entrypoint", "echo"], &["via", "entrypoint"]);
-    expect_code(&r, 0, "--entrypoint with args");
+    assert_code(&r, 0, "--entrypoint with args");
     assert_eq!(r.stdout, "via entrypoint\n");
     let r = fx.run(&["--entrypoint", "echo"], &[]);
-    expect_code(&r, 0, "--entrypoint alone");
+    assert_code(&r, 0, "--entrypoint alone");
     assert_eq!(r.stdout, "\n", "the image's Cmd was kept");
 
     // Env: image, then --env-file, then -e.
@@ -908,10 +894,10 @@ fn env_workdir_entrypoint_args_and_user() {
     // The image's User and WorkingDir, and --user over them.
     let app = fx.add_image("busybox-app:1", &busybox_image(Some("app")));
     let r = fx.run_image(&app, &[], &["sh", "-c", "id -un; pwd; echo $HOME"]);
-    expect_code(&r, 0, "image User");
+    assert_code(&r, 0, "image User");
     assert_eq!(r.stdout, "app\n/home/app\n/home/app\n");
     let r = fx.run_image(&app, &["--user", "0"], &["id", "-u"]);
-    expect_code(&r, 0, "--user over the image's User");
+    assert_code(&r, 0, "--user over the image's User");
     assert_eq!(r.stdout, "0\n");
     fx.assert_clean();
 }
@@ -919,9 +905,9 @@ fn env_workdir_entrypoint_args_and_user() {
 #[test]
 fn exit_codes_follow_docker() {
     let Some(fx) = setup() else { return };
-    expect_code(&fx.run(&[], &["true"]), 0, "true");
-    expect_code(&fx.run(&[], &["false"]), 1, "false");
-    expect_code(&fx.sh(&[], "exit 3"), 3, "exit 3");
+    assert_code(&fx.run(&[], &["true"]), 0, "true");
+    assert_code(&fx.run(&[], &["false"]), 1, "false");
+    assert_code(&fx.sh(&[], "exit 3"), 3, "exit 3");
 
     for (argv, code, words) in [
         ("/bin/nope", 127, ["/bin/nope", "no such file"]),
@@ -929,7 +915,7 @@ fn exit_codes_follow_docker() {
         ("/etc/passwd", 126, ["/etc/passwd", "permission denied"]),
     ] {
         let r = fx.run(&[], &[argv]);
-        expect_code(&r, code, argv);
+        assert_code(&r, code, argv);
         let lines = stderr_lines(&r);
         assert_eq!(lines.len(), 1, "{argv}: stderr {:?}", r.stderr);
         assert!(lines[0].starts_with("wrun: "), "{argv}: {:?}", lines[0]);
@@ -942,12 +928,12 @@ fn exit_codes_follow_docker() {
     // A workload killed by signal N: 128+N (pid 1 is --init's reaper, so
     // the workload is an ordinary process that the signal can kill).
     let r = fx.sh(&["--init"], "kill -TERM $$; sleep 5");
-    expect_code(&r, 128 + libc::SIGTERM, "kill -TERM $$");
+    assert_code(&r, 128 + libc::SIGTERM, "kill -TERM $$");
     let r = fx.sh(&["--init"], "kill -SEGV $$; sleep 5");
-    expect_code(&r, 128 + libc::SIGSEGV, "kill -SEGV $$");
+    assert_code(&r, 128 + libc::SIGSEGV, "kill -SEGV $$");
 
     let r = fx.run(&["--timeout", "1s"], &["sleep", "30"]);
-    expect_code(&r, 124, "--timeout 1s");
+    assert_code(&r, 124, "--timeout 1s");
     let lines = stderr_lines(&r);
     assert_eq!(lines.len(), 1, "stderr {:?}", r.stderr);
     assert!(lines[0].contains("timeout"), "stderr {:?}", r.stderr);
@@ -974,7 +960,7 @@ fn sigterm_to_wrun_reaches_the_workload() {
         // SAFETY: kill has no memory preconditions; the pid is our child's.
         assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
         let r = finish(child, Some(out));
-        expect_code(&r, 42, &format!("SIG{name}"));
+        assert_code(&r, 42, &format!("SIG{name}"));
         assert_eq!(r.stdout, format!("got {name}\n"), "stderr {:?}", r.stderr);
     }
     fx.assert_clean();
@@ -1117,14 +1103,14 @@ fn nothing_is_left_after_a_normal_exit_or_a_crash() {
         "a container mount is visible on the host"
     );
     let r = held.release();
-    expect_code(&r, 0, "held container");
+    assert_code(&r, 0, "held container");
     assert_eq!(r.stdout, "released\n");
     assert_eq!(cgroups_of(&id), Vec::<PathBuf>::new(), "cgroups left");
     fx.assert_clean();
 
     // A crash of the workload.
     let r = fx.sh(&["--init", "--memory", "64m"], "kill -SEGV $$");
-    expect_code(&r, 128 + libc::SIGSEGV, "crash");
+    assert_code(&r, 128 + libc::SIGSEGV, "crash");
     fx.assert_clean();
     assert_eq!(wrun_cgroups(), before, "cgroups left after the runs");
 }
@@ -1155,7 +1141,7 @@ fn a_sigkilled_wrun_is_reaped_by_the_next_run() {
     assert!(!cgroups_of(&id).is_empty(), "no stale cgroup to reap");
 
     let r = fx.run(&[], &["true"]);
-    expect_code(&r, 0, "the next run");
+    assert_code(&r, 0, "the next run");
     assert_eq!(cgroups_of(&id), Vec::<PathBuf>::new(), "stale cgroups left");
     fx.assert_clean();
     assert_eq!(wrun_cgroups(), before, "cgroups left");

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wrun_tests::fixture::{self, Compression, Image, ImageBuilder, Layer, Tagged, TarEntry};
-use wrun_tests::{Env, Registry, Run, assert_failure, have_tools, hex_of};
+use wrun_tests::{Env, Registry, Run, assert_code, assert_failure, have_tools, hex_of};
 
 // ---------------------------------------------------------------- helpers
 
@@ -77,22 +77,6 @@ fn run_cmd(mut cmd: Command, stdin: Option<&[u8]>) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
-}
-
-/// Asserts `r` exited with `code` and did not panic.
-fn assert_code(r: &Run, code: i32, what: &str) {
-    assert_eq!(
-        r.status.code(),
-        Some(code),
-        "{what}: expected exit {code}\nstdout: {}\nstderr: {}",
-        r.stdout,
-        r.stderr
-    );
-    assert!(
-        !r.stderr.contains("panicked"),
-        "{what} panicked: {}",
-        r.stderr
-    );
 }
 
 /// The lines `hello` printed for its arguments (`arg: X` → X).
