@@ -630,6 +630,11 @@ fn rmi_by_name_and_short_id_and_prune() {
     assert!(!env.blob_path(&wrun_tests::sha256(junk)).exists());
     assert!(!fake_layer.exists());
     assert_eq!(env.list("tmp"), Vec::<String>::new());
+    assert!(
+        !env.list("locks").iter().any(|l| l.starts_with("blob-")),
+        "per-blob lock files are pruned: {:?}",
+        env.list("locks")
+    );
     for b in one.blobs() {
         assert!(env.blob_path(&b.digest).is_file(), "kept {}", b.digest);
     }

@@ -542,6 +542,22 @@ impl Store {
                 }
             }
         }
+        // Per-blob lock files: no pull holds one while the store is held
+        // exclusively, so they can go (a later pull creates its own again).
+        for entry in self
+            .dir
+            .read_dir("locks")
+            .map_err(Error::io("list", self.root.join("locks")))?
+        {
+            let entry = entry.map_err(Error::io("list", self.root.join("locks")))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("blob-") {
+                let path = format!("locks/{name}");
+                self.dir
+                    .remove_file(&path)
+                    .map_err(Error::io("remove", self.root.join(&path)))?;
+            }
+        }
         for entry in self
             .dir
             .read_dir("tmp")
