@@ -241,6 +241,85 @@ fn tar_layer_image_with_wasip1_platform_runs_its_entrypoint_file() {
 }
 
 #[test]
+fn multi_layer_wasm_image_sees_its_layers_merged_as_overlayfs_would() {
+    let Some(reg) = registry() else { return };
+    let mut b = ImageBuilder::new();
+    b.platform("wasip1/wasm")
+        .entrypoint(&["/bin/app.wasm"])
+        .layer(Layer::tar(
+            &[
+                TarEntry::dir("bin", 0o755),
+                TarEntry::file("bin/app.wasm", 0o755, &files_wasm()),
+                TarEntry::dir("etc", 0o755),
+                TarEntry::file("etc/motd", 0o644, b"motd from layer 1\n"),
+                TarEntry::dir("data", 0o755),
+                TarEntry::file("data/keep.txt", 0o644, b"kept\n"),
+                TarEntry::file("data/gone.txt", 0o644, b"hidden by layer 2\n"),
+                TarEntry::dir("old", 0o755),
+                TarEntry::file("old/below.txt", 0o644, b"hidden by the opaque dir\n"),
+            ],
+            Compression::Gzip,
+        ))
+        .layer(Layer::tar(
+            &[
+                TarEntry::dir("etc", 0o755),
+                TarEntry::file("etc/motd", 0o644, b"motd from layer 2\n"),
+                TarEntry::dir("data", 0o755),
+                TarEntry::whiteout("data/gone.txt"),
+                TarEntry::dir("old", 0o755),
+                TarEntry::opaque("old"),
+                TarEntry::file("old/above.txt", 0o644, b"above\n"),
+            ],
+            Compression::Gzip,
+        ));
+    let image = b.build();
+    push(&reg, "files/layers:1", &image);
+    let env = Env::new();
+    let name = reg.reference("files/layers:1");
+
+    let read = |path: &str| env.run(&["run", "-q", &name, "read", path]);
+    let r = read("/etc/motd");
+    assert_code(&r, 0, "read a file the upper layer replaced");
+    assert_eq!(r.stdout, "motd from layer 2\n");
+    let r = read("/data/keep.txt");
+    assert_code(&r, 0, "read a file of the lower layer");
+    assert_eq!(r.stdout, "kept\n");
+    let r = read("/old/above.txt");
+    assert_code(&r, 0, "read a file of the opaque directory");
+    assert_eq!(r.stdout, "above\n");
+    for hidden in ["/data/gone.txt", "/old/below.txt"] {
+        let r = read(hidden);
+        assert_ne!(
+            r.status.code(),
+            Some(0),
+            "{hidden} must be hidden: {}",
+            r.stdout
+        );
+        assert!(!r.stdout.contains("hidden by"), "{hidden}: {}", r.stdout);
+    }
+    // The merge is read-only to the guest, and the shared layers are untouched.
+    let r = env.run(&["run", "-q", &name, "write", "/etc/motd", "changed"]);
+    assert_ne!(
+        r.status.code(),
+        Some(0),
+        "write to the merged root: {}",
+        r.stdout
+    );
+    let r = read("/etc/motd");
+    assert_eq!(r.stdout, "motd from layer 2\n");
+
+    // The merge is kept per image and pruned with it.
+    let merged = env.root().join("cache/rootfs");
+    assert_eq!(env.list("cache/rootfs").len(), 1, "one merged tree");
+    env.ok(&["rmi", &name]);
+    env.ok(&["image", "prune"]);
+    assert!(
+        std::fs::read_dir(&merged).map(|d| d.count()).unwrap_or(0) == 0,
+        "the merged tree is pruned with its image"
+    );
+}
+
+#[test]
 fn tar_layer_image_annotated_compat_is_wasm() {
     let Some(reg) = registry() else { return };
     let image = tar_image(&wasm("hello"), |b| {

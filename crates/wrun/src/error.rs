@@ -32,11 +32,14 @@ pub enum Error {
         /// The path looked for.
         path: String,
     },
-    /// A Wasm image of several tar layers (one is supported).
-    #[error("wasm image has {layers} file layers: only single-layer wasm images are supported")]
-    LayeredWasm {
-        /// How many tar layers.
-        layers: usize,
+    /// The layers of a multi-layer Wasm image could not be merged.
+    #[error("merge the image's layers at {}", path.display())]
+    Merge {
+        /// The path that failed.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A native workload ran past its `--timeout` and was killed.
     #[error("container killed after its timeout of {after:?}")]

@@ -248,7 +248,9 @@ impl Runner {
         Ok(self.wasm.get_or_init(|| std::sync::Arc::new(rt)))
     }
 
-    /// Removes compiled Wasm code that no stored image can use any more.
+    /// Removes compiled Wasm code, and merged file trees of multi-layer Wasm
+    /// images, that no stored image can use any more. Returns bytes freed
+    /// (of compiled code; merged trees are hard links and free little).
     pub fn prune_cache(&self) -> Result<u64, Error> {
         // The cache is keyed by the digest of the Wasm binary: a Wasm
         // layer's, or the entrypoint file's of a tar-layer Wasm image.
@@ -263,7 +265,9 @@ impl Runner {
                     .chain(wasm::default_program_digest(&self.store, r))
             })
             .collect();
-        Ok(self.wasm_runtime()?.prune_cache(|hex| keep.contains(hex))?)
+        let mut freed = self.wasm_runtime()?.prune_cache(|hex| keep.contains(hex))?;
+        freed += wasm::prune_merged(&self.store)?;
+        Ok(freed)
     }
 }
 

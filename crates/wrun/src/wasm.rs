@@ -4,11 +4,12 @@
 
 use crate::{Error, Exit, Runner, argv, image_config, strings};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use wrun_core::{LaunchSpec, Sandbox, Target};
-use wrun_image::ImageRecord;
 use wrun_image::classify;
+use wrun_image::{ImageRecord, Store};
 use wrun_wasm::{Input, Job, Payload};
 
 /// A Wasm guest running on its own thread.
@@ -69,23 +70,13 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
                     config,
                 )
             } else {
-                let tar_layers: Vec<_> = record
-                    .layers
-                    .iter()
-                    .filter_map(|l| l.diff_id.as_ref())
-                    .collect();
-                let [diff_id] = tar_layers.as_slice() else {
-                    return Err(Error::LayeredWasm {
-                        layers: tar_layers.len(),
-                    });
-                };
                 let argv = argv(spec, &config);
                 let program = argv.first().ok_or(Error::NoCommand)?;
                 let bytes = program_bytes(store, record, &config, program)?;
                 (
                     program.clone(),
                     Payload::Bytes(bytes),
-                    Some(store.layer_path(diff_id)),
+                    Some(rootfs(store, record)?),
                     config,
                 )
             }
@@ -184,4 +175,158 @@ fn sandbox(spec: &LaunchSpec, config: &Value) -> Sandbox {
     s.network(spec.sandbox.network_grant());
     s.limits(spec.sandbox.limit_values().clone());
     s
+}
+
+/// The image's files as one directory to grant read-only at `/`: its single
+/// layer as it is, or, for several layers, their merge, built once per
+/// image under `cache/rootfs/<manifest hex>` as overlayfs would show it
+/// (upper layers win, whiteouts hide, opaque directories hide what is
+/// below). Files are hard links to the shared layers' files, so the merge
+/// costs directory entries, not data; a Wasm guest cannot mount an overlay,
+/// and it only ever sees the merge read-only.
+fn rootfs(store: &Store, record: &ImageRecord) -> Result<PathBuf, Error> {
+    let layers: Vec<PathBuf> = record
+        .layers
+        .iter()
+        .filter_map(|l| l.diff_id.as_ref())
+        .map(|d| store.layer_path(d))
+        .collect();
+    if let [one] = layers.as_slice() {
+        return Ok(one.clone());
+    }
+    let cache = store.cache_dir("rootfs")?;
+    let dest = cache.join(record.digest.hex());
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    let merge_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Merge { path, source }
+    };
+    let tmp = cache.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        record.digest.short()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(merge_err(&tmp))?;
+    for layer in &layers {
+        if let Err(e) = merge(layer, &tmp) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    }
+    match std::fs::rename(&tmp, &dest) {
+        Ok(()) => Ok(dest),
+        // Another wrun merged the same image first; theirs is as good.
+        Err(_) if dest.is_dir() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(dest)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(merge_err(&dest)(e))
+        }
+    }
+}
+
+/// Lays the layer directory `src` over `dst`. Both are wrun's own
+/// directories (layers unpacked through a capability, and the merge being
+/// built), and every directory entered in `dst` is first made a real
+/// directory, so no path here goes through a symlink.
+fn merge(src: &Path, dst: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Merge { path, source }
+    };
+    for entry in std::fs::read_dir(src).map_err(err(src))? {
+        let entry = entry.map_err(err(src))?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let meta = std::fs::symlink_metadata(&from).map_err(err(&from))?;
+        let ft = meta.file_type();
+        if ft.is_char_device() && meta.rdev() == 0 {
+            remove_any(&to).map_err(err(&to))?;
+            continue;
+        }
+        if ft.is_dir() {
+            if is_opaque(&from) {
+                remove_any(&to).map_err(err(&to))?;
+            }
+            match std::fs::symlink_metadata(&to) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    remove_any(&to).map_err(err(&to))?;
+                    std::fs::create_dir(&to).map_err(err(&to))?;
+                }
+                Err(_) => std::fs::create_dir(&to).map_err(err(&to))?,
+            }
+            std::fs::set_permissions(&to, meta.permissions()).map_err(err(&to))?;
+            merge(&from, &to)?;
+            continue;
+        }
+        remove_any(&to).map_err(err(&to))?;
+        if ft.is_symlink() {
+            let target = std::fs::read_link(&from).map_err(err(&from))?;
+            std::os::unix::fs::symlink(target, &to).map_err(err(&to))?;
+        } else if ft.is_file() && std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(err(&to))?;
+        }
+        // Devices, FIFOs and sockets mean nothing to a Wasm guest: skipped.
+    }
+    Ok(())
+}
+
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an unpacked layer directory is opaque (`trusted.overlay.opaque=y`).
+fn is_opaque(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut value = [0u8; 1];
+    // SAFETY: both pointers are valid for the lengths given; lgetxattr
+    // writes at most `value.len()` bytes.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    n == 1 && value[0] == b'y'
+}
+
+/// Removes the merged trees (see [`rootfs`]) of images no longer stored,
+/// and leftovers of merges that were interrupted. Returns 0: their files
+/// are hard links to layers, so removing them frees no data of its own.
+pub(crate) fn prune_merged(store: &Store) -> Result<u64, Error> {
+    let cache = store.cache_dir("rootfs")?;
+    let stored: std::collections::BTreeSet<String> = store
+        .images()?
+        .iter()
+        .map(|(r, _)| r.digest.hex().to_string())
+        .collect();
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Merge { path, source }
+    };
+    for entry in std::fs::read_dir(&cache).map_err(err(&cache))? {
+        let entry = entry.map_err(err(&cache))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !stored.contains(&name) {
+            remove_any(&entry.path()).map_err(err(&entry.path()))?;
+        }
+    }
+    Ok(0)
 }
