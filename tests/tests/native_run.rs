@@ -871,8 +871,8 @@ fn env_workdir_entrypoint_args_and_user() {
     assert_eq!(out, "file\n");
 
     // -w, created if missing.
-    let out = fx.sh_ok(&["-w", "/work/dir"], "pwd; touch here && echo writable");
-    assert_eq!(out, "/work/dir\nwritable\n");
+    let out = fx.sh_ok(&["-w", "/app/dir"], "pwd; touch here && echo writable");
+    assert_eq!(out, "/app/dir\nwritable\n");
 
     // --user by name and by uid:gid.
     let out = fx.sh_ok(
