@@ -478,11 +478,40 @@ impl Store {
     }
 
     /// Deletes blobs and unpacked layers that no image references, and
-    /// leftovers of interrupted work in `tmp/`. Returns the bytes freed
-    /// (of blobs; layer directories are counted by their files' sizes).
+    /// leftovers of interrupted work in `tmp/`, and reports what went
+    /// (bytes are counted for blobs only).
     pub fn prune(&self) -> Result<PruneReport, Error> {
         let _lock = self.lock_exclusive()?;
         self.collect_garbage()
+    }
+
+    /// Removes each entry of the directory `rel` whose name `doomed` picks
+    /// (a directory with all it holds). Returns how many went and the
+    /// bytes of the files among them.
+    fn sweep(&self, rel: &str, doomed: impl Fn(&str) -> bool) -> Result<(u64, u64), Error> {
+        let (mut count, mut bytes) = (0, 0);
+        for entry in self
+            .dir
+            .read_dir(rel)
+            .map_err(Error::io("list", self.root.join(rel)))?
+        {
+            let entry = entry.map_err(Error::io("list", self.root.join(rel)))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !doomed(&name) {
+                continue;
+            }
+            let path = format!("{rel}/{name}");
+            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let res = if is_dir {
+                self.dir.remove_dir_all(&path)
+            } else {
+                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                self.dir.remove_file(&path)
+            };
+            res.map_err(Error::io("remove", self.root.join(&path)))?;
+            count += 1;
+        }
+        Ok((count, bytes))
     }
 
     /// Must be called with the store lock held exclusively.
@@ -501,79 +530,23 @@ impl Store {
         }
         let mut report = PruneReport::default();
         for alg in ["sha256", "sha512"] {
-            let rel = format!("blobs/{alg}");
-            for entry in self
-                .dir
-                .read_dir(&rel)
-                .map_err(Error::io("list", self.root.join(&rel)))?
-            {
-                let entry = entry.map_err(Error::io("list", self.root.join(&rel)))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let keep = format!("{alg}:{name}")
+            let unreferenced = |set: &BTreeSet<Digest>, name: &str| {
+                !format!("{alg}:{name}")
                     .parse::<Digest>()
-                    .is_ok_and(|d| blobs.contains(&d));
-                if !keep {
-                    let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    let path = format!("{rel}/{name}");
-                    self.dir
-                        .remove_file(&path)
-                        .map_err(Error::io("remove", self.root.join(&path)))?;
-                    report.blobs += 1;
-                    report.bytes += len;
-                }
-            }
-            let rel = format!("layers/{alg}");
-            for entry in self
-                .dir
-                .read_dir(&rel)
-                .map_err(Error::io("list", self.root.join(&rel)))?
-            {
-                let entry = entry.map_err(Error::io("list", self.root.join(&rel)))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let keep = format!("{alg}:{name}")
-                    .parse::<Digest>()
-                    .is_ok_and(|d| layers.contains(&d));
-                if !keep {
-                    let path = format!("{rel}/{name}");
-                    self.dir
-                        .remove_dir_all(&path)
-                        .map_err(Error::io("remove", self.root.join(&path)))?;
-                    report.layers += 1;
-                }
-            }
+                    .is_ok_and(|d| set.contains(&d))
+            };
+            let (n, bytes) =
+                self.sweep(&format!("blobs/{alg}"), |name| unreferenced(&blobs, name))?;
+            report.blobs += n;
+            report.bytes += bytes;
+            report.layers += self
+                .sweep(&format!("layers/{alg}"), |name| unreferenced(&layers, name))?
+                .0;
         }
         // Per-blob lock files: no pull holds one while the store is held
         // exclusively, so they can go (a later pull creates its own again).
-        for entry in self
-            .dir
-            .read_dir("locks")
-            .map_err(Error::io("list", self.root.join("locks")))?
-        {
-            let entry = entry.map_err(Error::io("list", self.root.join("locks")))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("blob-") {
-                let path = format!("locks/{name}");
-                self.dir
-                    .remove_file(&path)
-                    .map_err(Error::io("remove", self.root.join(&path)))?;
-            }
-        }
-        for entry in self
-            .dir
-            .read_dir("tmp")
-            .map_err(Error::io("list", self.root.join("tmp")))?
-        {
-            let entry = entry.map_err(Error::io("list", self.root.join("tmp")))?;
-            let path = format!("tmp/{}", entry.file_name().to_string_lossy());
-            let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            let res = if is_dir {
-                self.dir.remove_dir_all(&path)
-            } else {
-                self.dir.remove_file(&path)
-            };
-            res.map_err(Error::io("remove", self.root.join(&path)))?;
-            report.temporary += 1;
-        }
+        self.sweep("locks", |name| name.starts_with("blob-"))?;
+        report.temporary = self.sweep("tmp", |_| true)?.0;
         Ok(report)
     }
 }
