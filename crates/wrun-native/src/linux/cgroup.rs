@@ -306,12 +306,30 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The `cgroup.procs` files a process writes itself into to join.
+    /// The `cgroup.procs` files that list the cgroup's processes.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs
             .iter()
             .map(|(_, d)| d.join("cgroup.procs"))
             .collect()
+    }
+
+    /// The files a single-threaded process writes `0` into to join.
+    ///
+    /// On v1 that is `tasks`, which moves the calling thread only. Writing a
+    /// pid to `cgroup.procs` takes the kernel's global threadgroup lock for
+    /// writing, and the first writer after a quiet spell waits out an RCU
+    /// grace period (about 10 ms, most of a container's start-up); a thread
+    /// moving itself skips that lock. For a process of one thread, as the
+    /// helper's child is, both move the whole process. v2 has no `tasks`
+    /// file outside threaded cgroups, so there it is `cgroup.procs`.
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        let file = if self.version == 2 {
+            "cgroup.procs"
+        } else {
+            "tasks"
+        };
+        self.dirs.iter().map(|(_, d)| d.join(file)).collect()
     }
 
     /// The directories of this cgroup, with their controller (`""` for v2).
@@ -516,6 +534,7 @@ mod tests {
             shares_to_weight(512).to_string()
         );
         assert_eq!(cg.procs_files(), vec![dir.join("cgroup.procs")]);
+        assert_eq!(cg.join_files(), vec![dir.join("cgroup.procs")]);
 
         assert_eq!(cg.oom_kills(), 0);
         fs::write(
@@ -572,6 +591,8 @@ mod tests {
         assert_eq!(read(cpu.join("cpu.cfs_period_us")), "100000");
         assert_eq!(read(cpu.join("cpu.shares")), "512");
         assert_eq!(cg.procs_files().len(), 3);
+        assert!(cg.join_files().contains(&mem.join("tasks")));
+        assert!(cg.join_files().iter().all(|f| f.ends_with("tasks")));
 
         fs::write(
             mem.join("memory.oom_control"),

@@ -305,7 +305,8 @@ fn setup(cfg: &InitConfig, cgroupns: bool, report_fd: libc::c_int) -> SetupResul
         })?;
     }
 
-    for procs in &cfg.cgroup_procs {
+    // This process has one thread (see `Cgroup::join_files`).
+    for procs in &cfg.cgroup_join {
         OpenOptions::new()
             .write(true)
             .open(procs)

@@ -285,7 +285,7 @@ impl Launcher {
             spec,
             layers: layers.to_vec(),
             state_dir: dir.clone(),
-            cgroup_procs: cgroup.procs_files(),
+            cgroup_join: cgroup.join_files(),
             cgroup_mount,
             console: pty.as_ref().map(|p| p.path.clone()),
         }));

@@ -20,8 +20,9 @@ pub(crate) struct InitConfig {
     pub layers: Vec<PathBuf>,
     /// Holds upper/, work/ and merged/.
     pub state_dir: PathBuf,
-    /// `cgroup.procs` files the workload joins before anything else.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// The files (`tasks` on v1, `cgroup.procs` on v2) the workload writes
+    /// `0` into to join its cgroup, before anything else.
+    pub cgroup_join: Vec<PathBuf>,
     /// How to mount /sys/fs/cgroup inside the container.
     pub cgroup_mount: CgroupMount,
     /// The pty slave bound on /dev/console, with a terminal.
