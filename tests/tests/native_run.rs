@@ -259,11 +259,41 @@ impl Fx {
         reference
     }
 
-    /// Asserts no container is left: `<root>/containers/` is empty and the
-    /// host's mount table mentions nothing under the store.
+    /// Asserts no container is left: `<root>/containers/` holds nothing but
+    /// the shared mount-point layer, still empty, and the host's mount table
+    /// mentions nothing under the store.
     fn assert_clean(&self) {
+        let left: Vec<String> = self
+            .env
+            .list("containers")
+            .into_iter()
+            .filter(|n| n != ".mount-points")
+            .collect();
+        let points = self.env.root().join("containers/.mount-points");
+        if points.exists() {
+            let etc: Vec<String> = std::fs::read_dir(points.join("etc"))
+                .expect("read the mount-point layer's etc")
+                .map(|e| {
+                    e.expect("an entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            assert_eq!(
+                etc,
+                ["hostname", "hosts", "resolv.conf"],
+                "mount-point layer"
+            );
+            for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+                let len = std::fs::metadata(points.join(f)).map_or(u64::MAX, |m| m.len());
+                assert_eq!(len, 0, "{f} in the mount-point layer was written");
+            }
+        }
         assert_eq!(
-            self.env.list("containers"),
+            left,
             Vec::<String>::new(),
             "container state left in {}",
             self.env.root().display()
@@ -696,8 +726,8 @@ fn writes_are_copy_on_write_and_never_reach_the_store() {
     let Some(fx) = setup() else { return };
     let out = fx.sh_ok(
         &[],
-        "echo changed > /etc/motd && echo x > /cow-marker && rm /bin/ls && cat /etc/motd; \
-         test -e /bin/ls || echo ls-gone",
+        "echo changed > /etc/motd && echo x > /cow-marker && echo x > /etc/cow-marker && \
+         echo x > /etc/hosts && rm /bin/ls && cat /etc/motd; test -e /bin/ls || echo ls-gone",
     );
     assert_eq!(out, "changed\nls-gone\n");
 
@@ -730,7 +760,7 @@ fn writes_are_copy_on_write_and_never_reach_the_store() {
     // The next container starts from the image again.
     let out = fx.sh_ok(
         &[],
-        "cat /etc/motd; test -e /cow-marker && echo leaked; test -e /bin/ls && echo ls",
+        "cat /etc/motd; test -e /cow-marker && echo leaked; test -e /etc/cow-marker && echo leaked; test -e /bin/ls && echo ls",
     );
     assert_eq!(out, "original\nls\n");
     fx.assert_clean();

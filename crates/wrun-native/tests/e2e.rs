@@ -609,8 +609,31 @@ fn host_state_unchanged(env: &Env) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .flatten()
         .map(|e| e.file_name())
+        .filter(|n| n != ".mount-points")
         .collect();
     ensure!(left.is_empty(), "state left: {left:?}");
+    // The shared mount-point layer stays, as it was made: empty mount
+    // points, never written by a container.
+    let points = env.state.join(".mount-points");
+    let mut found = Vec::new();
+    for d in ["proc", "sys", "dev", "etc"] {
+        let names: Vec<_> = fs::read_dir(points.join(d))
+            .map_err(|e| format!("{}: {e}", points.join(d).display()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        found.push((d, names.len()));
+    }
+    ensure!(
+        found == [("proc", 0), ("sys", 0), ("dev", 0), ("etc", 3)],
+        "mount-point layer changed: {found:?}"
+    );
+    for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        let len = fs::metadata(points.join(f))
+            .map_err(|e| e.to_string())?
+            .len();
+        ensure!(len == 0, "{f} in the mount-point layer has {len} bytes");
+    }
     Ok(())
 }
 

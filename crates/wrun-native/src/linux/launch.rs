@@ -158,6 +158,10 @@ impl Launcher {
         }
         fs::create_dir_all(&self.state_root)
             .map_err(|e| Error::io("create", &self.state_root, e))?;
+        let mut layers = layers.to_vec();
+        if fits_mount_points(&layers) {
+            layers.push(mount_points_layer(&self.state_root)?);
+        }
         let dir = self.state_root.join(id);
         fs::create_dir(&dir).map_err(|e| {
             if e.kind() == io::ErrorKind::AlreadyExists {
@@ -283,7 +287,7 @@ impl Launcher {
         let config = ToHelper::Config(Box::new(InitConfig {
             id: id.to_string(),
             spec,
-            layers: layers.to_vec(),
+            layers,
             state_dir: dir.clone(),
             cgroup_join: cgroup.join_files(),
             cgroup_mount,
@@ -704,6 +708,77 @@ fn check_supported(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// The shared read-only layer, under the state root, that every container
+/// whose image allows it gets on top of the image's layers: the mount
+/// points the runtime mounts over (/proc, /sys, /dev, /etc/hosts,
+/// /etc/hostname, /etc/resolv.conf). Without it, an image that lacks them
+/// makes each container create them in its upper directory (a copy-up that
+/// costs inodes to create and remove at every start), as docker's
+/// per-container init layer does. Container ids never start with `.`.
+const MOUNT_POINTS: &str = ".mount-points";
+const MOUNT_POINT_DIRS: [(&str, u32); 4] = [
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("dev", 0o755),
+    ("etc", 0o755),
+];
+const MOUNT_POINT_FILES: [&str; 3] = ["etc/hosts", "etc/hostname", "etc/resolv.conf"];
+
+/// Whether the mount-point layer can sit on `layers` without changing what
+/// the image shows: none of them has one of its paths as anything but a
+/// directory (a symlinked /etc, say) or a regular file.
+fn fits_mount_points(layers: &[PathBuf]) -> bool {
+    layers.iter().all(|l| {
+        let is = |p: &str, dir: bool| {
+            l.join(p)
+                .symlink_metadata()
+                .map_or(true, |m| if dir { m.is_dir() } else { m.is_file() })
+        };
+        MOUNT_POINT_DIRS.iter().all(|(d, _)| is(d, true))
+            && MOUNT_POINT_FILES.iter().all(|f| is(f, false))
+    })
+}
+
+/// The mount-point layer, made once per state root: built aside and renamed
+/// into place, so a concurrent start sees it whole or not at all. Modes are
+/// set explicitly (the process umask is not ours to rely on).
+fn mount_points_layer(state_root: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = state_root.join(MOUNT_POINTS);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tmp = state_root.join(format!("{MOUNT_POINTS}.{}", std::process::id()));
+    let build = || -> io::Result<()> {
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir(&tmp)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+        for (d, mode) in MOUNT_POINT_DIRS {
+            fs::create_dir(tmp.join(d))?;
+            fs::set_permissions(tmp.join(d), fs::Permissions::from_mode(mode))?;
+        }
+        for f in MOUNT_POINT_FILES {
+            fs::write(tmp.join(f), "")?;
+            fs::set_permissions(tmp.join(f), fs::Permissions::from_mode(0o644))?;
+        }
+        fs::rename(&tmp, &dir)
+    };
+    match build() {
+        Ok(()) => Ok(dir),
+        // Another start renamed its copy first.
+        Err(_) if dir.is_dir() => {
+            let _ = fs::remove_dir_all(&tmp);
+            Ok(dir)
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            Err(Error::io("create", &dir, e))
+        }
+    }
+}
+
 fn check_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
@@ -805,7 +880,7 @@ pub fn reap_stale(state_root: &Path) -> Result<Vec<String>> {
     };
     for entry in entries.flatten() {
         let dir = entry.path();
-        if !dir.is_dir() {
+        if !dir.is_dir() || entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
         let state: Option<State> = fs::read(dir.join("state.json"))
