@@ -103,6 +103,11 @@ impl Launcher {
     }
 
     /// Always fails with [`Error::Unsupported`].
+    pub fn prestart(&mut self) -> Result<&mut Self> {
+        Err(Error::Unsupported)
+    }
+
+    /// Always fails with [`Error::Unsupported`].
     pub fn spawn(&mut self, _id: &str, _spec: &Spec, _layers: &[PathBuf]) -> Result<Container> {
         Err(Error::Unsupported)
     }

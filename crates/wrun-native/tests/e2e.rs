@@ -970,6 +970,74 @@ fn spec_sysctl_and_rlimits(env: &Env) -> Result<(), String> {
 
 type Test = (&'static str, fn(&Env) -> Result<(), String>);
 
+/// The children of this process, from /proc.
+fn children() -> Vec<String> {
+    let mut v = Vec::new();
+    for task in fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        v.extend(list.split_whitespace().map(str::to_string));
+    }
+    v.sort();
+    v
+}
+
+/// A prestarted helper serves the next spawn; changing the stdio after it
+/// started discards it (the container gets the new stdio), and dropping
+/// the launcher stops it: no child process is left.
+fn prestarted_helper(env: &Env) -> Result<(), String> {
+    let helper = std::env::current_exe().map_err(|e| e.to_string())?;
+    let before = children();
+    let spec = |id: &str, script: &str| {
+        let mut b = SpecBuilder::new();
+        b.args(["sh", "-c", script]);
+        b.build(id, &env.layers).map_err(|e| chain(&e))
+    };
+
+    let mut l = Launcher::new(&env.state);
+    l.helper(&helper)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    l.prestart().map_err(|e| chain(&e))?;
+    let waiting = children();
+    ensure!(waiting.len() == before.len() + 1, "no helper waiting");
+    let mut c = l
+        .spawn("pre1", &spec("pre1", "echo prestarted")?, &env.layers)
+        .map_err(|e| chain(&e))?;
+    // The container runs under the helper that was waiting.
+    ensure!(children() == waiting, "a new helper: {:?}", children());
+    let (out, _) = collect(&mut c, |_| {})?;
+    ensure!(
+        c.wait().map_err(|e| chain(&e))?.exit_code() == 0,
+        "pre1 failed"
+    );
+    ensure!(out == "prestarted\n", "stdout {out:?}");
+
+    // Stdio set after the helper started: the helper is replaced.
+    l.prestart().map_err(|e| chain(&e))?;
+    l.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut c = l
+        .spawn("pre2", &spec("pre2", "echo replaced")?, &env.layers)
+        .map_err(|e| chain(&e))?;
+    let (out, _) = collect(&mut c, |_| {})?;
+    ensure!(
+        c.wait().map_err(|e| chain(&e))?.exit_code() == 0,
+        "pre2 failed"
+    );
+    ensure!(out == "replaced\n", "stdout {out:?}");
+
+    l.prestart().map_err(|e| chain(&e))?;
+    drop(l);
+    ensure!(children() == before, "children left: {:?}", children());
+    Ok(())
+}
+
 const TESTS: &[Test] = &[
     ("pid_one", pid_one),
     ("hostname_and_etc_files", hostname_and_etc_files),
@@ -1002,6 +1070,7 @@ const TESTS: &[Test] = &[
     ("tty_through_a_pty", tty_through_a_pty),
     ("seccomp_profile_file", seccomp_profile_file),
     ("spec_sysctl_and_rlimits", spec_sysctl_and_rlimits),
+    ("prestarted_helper", prestarted_helper),
 ];
 
 fn skip_or_fail(reason: &str) -> ExitCode {

@@ -75,6 +75,19 @@ pub(crate) fn start(
     record: &ImageRecord,
 ) -> Result<Running, Error> {
     let store = runner.store();
+    let state_root = store.root().join("containers");
+    let mut launcher = wrun_native::Launcher::new(state_root.clone());
+    if let Some(h) = &runner.helper {
+        launcher.helper(h.clone());
+    }
+    if !spec.stdin && !spec.tty {
+        launcher.stdin(std::process::Stdio::null());
+    }
+    if !spec.tty {
+        // The helper's exec overlaps building the runtime spec; a helper
+        // that fails to start here is started (and reported) by spawn.
+        let _ = launcher.prestart();
+    }
     let config_bytes = store.read_blob(&record.config.digest)?;
     let image: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_bytes)
         .map_err(|source| Error::Config {
@@ -137,17 +150,9 @@ pub(crate) fn start(
         .collect();
     let id = container_id();
     let oci = b.build(&id, &layers)?;
-    let state_root = store.root().join("containers");
     // Remove what a SIGKILLed wrun left behind (its state directory,
     // cgroup and mounts); a failure here must not stop this run.
     let _ = wrun_native::reap_stale(&state_root);
-    let mut launcher = wrun_native::Launcher::new(state_root);
-    if let Some(h) = &runner.helper {
-        launcher.helper(h.clone());
-    }
-    if !spec.stdin && !spec.tty {
-        launcher.stdin(std::process::Stdio::null());
-    }
     let container = launcher.spawn(&id, &oci, &layers)?;
     let timeout = limits.timeout.map(|after| {
         let (stop, rx) = mpsc::channel::<()>();

@@ -78,6 +78,24 @@ pub struct Launcher {
     stdin: Option<Stdio>,
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
+    prestarted: Option<Helper>,
+}
+
+/// An init helper that has been started and waits for its configuration.
+#[derive(Debug)]
+struct Helper {
+    child: Child,
+    sock: UnixStream,
+}
+
+impl Helper {
+    /// Stops a helper that was never given a container.
+    fn discard(mut self) {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our
+        // unreaped child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
 }
 
 impl Launcher {
@@ -93,14 +111,97 @@ impl Launcher {
             stdin: None,
             stdout: None,
             stderr: None,
+            prestarted: None,
         }
     }
 
     /// The executable run as the init helper (it must call
     /// [`maybe_init`](crate::maybe_init)).
     pub fn helper(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.discard_prestarted();
         self.helper = path.into();
         self
+    }
+
+    /// Starts the init helper now, with the stdio set so far, so that its
+    /// start (an exec of the helper executable) overlaps the caller's work
+    /// until [`spawn`](Self::spawn), which then hands it the container.
+    /// Optional: `spawn` starts one itself when none is waiting. Changing
+    /// the helper or the stdio afterwards, or spawning a container with a
+    /// terminal (whose pty becomes the helper's stdio), discards it; so
+    /// does dropping the launcher.
+    pub fn prestart(&mut self) -> Result<&mut Self> {
+        if self.prestarted.is_none() {
+            self.prestarted = Some(self.start_helper(None)?);
+        }
+        Ok(self)
+    }
+
+    fn discard_prestarted(&mut self) {
+        if let Some(h) = self.prestarted.take() {
+            h.discard();
+        }
+    }
+
+    /// Runs the helper executable with the configured stdio (or the pty's
+    /// slave side) and its end of a socket pair on fd 3.
+    fn start_helper(&mut self, pty: Option<&Pty>) -> Result<Helper> {
+        let (ours, theirs) = UnixStream::pair().map_err(|e| Error::SpawnHelper {
+            path: self.helper.clone(),
+            source: e,
+        })?;
+        let theirs = OwnedFd::from(theirs);
+        let their_fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(&self.helper);
+        cmd.arg(INIT_VERB).env_clear();
+        if let Some(s) = self.stdin.take() {
+            cmd.stdin(s);
+        }
+        if let Some(s) = self.stdout.take() {
+            cmd.stdout(s);
+        }
+        if let Some(s) = self.stderr.take() {
+            cmd.stderr(s);
+        }
+        if let Some(pty) = pty {
+            // The terminal replaces whatever stdio was configured.
+            let dup = |f: &fs::File| {
+                f.try_clone()
+                    .map(Stdio::from)
+                    .map_err(|e| Error::io("duplicate", &pty.path, e))
+            };
+            cmd.stdin(dup(&pty.slave)?)
+                .stdout(dup(&pty.slave)?)
+                .stderr(dup(&pty.slave)?);
+        }
+        // Fork/exec hazard: the caller may be multi-threaded (a tokio
+        // runtime, a Wasm engine), and after fork only async-signal-safe
+        // calls are sound in the child. So the child does nothing but put
+        // the socket on fd 3 (dup2/fcntl, both async-signal-safe) and exec
+        // the helper; every complex step (namespaces, mounts, cgroups) runs
+        // in the helper, a fresh single-threaded process.
+        // SAFETY: the closure calls only dup2 and fcntl, which are
+        // async-signal-safe, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if their_fd == HELPER_FD {
+                    let flags = libc::fcntl(HELPER_FD, libc::F_GETFD);
+                    if flags < 0
+                        || libc::fcntl(HELPER_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(their_fd, HELPER_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| Error::SpawnHelper {
+            path: self.helper.clone(),
+            source: e,
+        })?;
+        Ok(Helper { child, sock: ours })
     }
 
     /// Where the cgroup file systems are mounted.
@@ -111,18 +212,21 @@ impl Launcher {
 
     /// The workload's stdin (default: inherited). Taken by the next spawn.
     pub fn stdin(&mut self, s: impl Into<Stdio>) -> &mut Self {
+        self.discard_prestarted();
         self.stdin = Some(s.into());
         self
     }
 
     /// The workload's stdout (default: inherited). Taken by the next spawn.
     pub fn stdout(&mut self, s: impl Into<Stdio>) -> &mut Self {
+        self.discard_prestarted();
         self.stdout = Some(s.into());
         self
     }
 
     /// The workload's stderr (default: inherited). Taken by the next spawn.
     pub fn stderr(&mut self, s: impl Into<Stdio>) -> &mut Self {
+        self.discard_prestarted();
         self.stderr = Some(s.into());
         self
     }
@@ -227,62 +331,19 @@ impl Launcher {
             None
         };
 
-        let (ours, theirs) = UnixStream::pair().map_err(|e| Error::SpawnHelper {
-            path: self.helper.clone(),
-            source: e,
-        })?;
-        let theirs = OwnedFd::from(theirs);
-        let their_fd = theirs.as_raw_fd();
-        let mut cmd = Command::new(&self.helper);
-        cmd.arg(INIT_VERB).env_clear();
-        if let Some(s) = self.stdin.take() {
-            cmd.stdin(s);
-        }
-        if let Some(s) = self.stdout.take() {
-            cmd.stdout(s);
-        }
-        if let Some(s) = self.stderr.take() {
-            cmd.stderr(s);
-        }
-        if let Some(pty) = &pty {
-            // The terminal replaces whatever stdio was configured.
-            let dup = |f: &fs::File| {
-                f.try_clone()
-                    .map(Stdio::from)
-                    .map_err(|e| Error::io("duplicate", &pty.path, e))
-            };
-            cmd.stdin(dup(&pty.slave)?)
-                .stdout(dup(&pty.slave)?)
-                .stderr(dup(&pty.slave)?);
-        }
-        // Fork/exec hazard: the caller may be multi-threaded (a tokio
-        // runtime, a Wasm engine), and after fork only async-signal-safe
-        // calls are sound in the child. So the child does nothing but put
-        // the socket on fd 3 (dup2/fcntl, both async-signal-safe) and exec
-        // the helper; every complex step (namespaces, mounts, cgroups) runs
-        // in the helper, a fresh single-threaded process.
-        // SAFETY: the closure calls only dup2 and fcntl, which are
-        // async-signal-safe, and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if their_fd == HELPER_FD {
-                    let flags = libc::fcntl(HELPER_FD, libc::F_GETFD);
-                    if flags < 0
-                        || libc::fcntl(HELPER_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0
-                    {
-                        return Err(io::Error::last_os_error());
-                    }
-                } else if libc::dup2(their_fd, HELPER_FD) < 0 {
-                    return Err(io::Error::last_os_error());
+        let prestarted = self.prestarted.take();
+        let Helper {
+            mut child,
+            sock: ours,
+        } = match prestarted {
+            Some(h) if pty.is_none() => h,
+            other => {
+                if let Some(h) = other {
+                    h.discard();
                 }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(|e| Error::SpawnHelper {
-            path: self.helper.clone(),
-            source: e,
-        })?;
-        drop(theirs);
+                self.start_helper(pty.as_ref())?
+            }
+        };
 
         let config = ToHelper::Config(Box::new(InitConfig {
             id: id.to_string(),
@@ -293,7 +354,6 @@ impl Launcher {
             cgroup_mount,
             console: pty.as_ref().map(|p| p.path.clone()),
         }));
-        drop(cmd);
         let started = proto::send(&ours, &config)
             .map_err(|e| Error::Protocol {
                 reason: format!("send the configuration: {e}"),
@@ -339,6 +399,12 @@ impl Launcher {
             pid,
             cgroup,
         })
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        self.discard_prestarted();
     }
 }
 
