@@ -187,10 +187,17 @@ fn pid_one(env: &Env) -> Result<(), String> {
 fn hostname_and_etc_files(env: &Env) -> Result<(), String> {
     let o = env.run("hostname", |b| {
         b.hostname("box")
-            .args(["sh", "-c", "hostname; cat /etc/hostname; grep -c box /etc/hosts; test -e /etc/resolv.conf && echo resolv"]);
+            .args(["sh", "-c", "hostname; cat /etc/hostname; grep -c box /etc/hosts; test -e /etc/resolv.conf && echo resolv; \
+                echo 10.0.0.9 db >> /etc/hosts && grep -c db /etc/hosts; ls -A /dev | grep -c wrun"]);
     })?;
-    expect_ok(&o)?;
-    ensure!(o.stdout == "box\nbox\n1\nresolv\n", "stdout {:?}", o.stdout);
+    // The files are the container's own (writable), and nothing of their
+    // staging is left in /dev.
+    ensure!(
+        o.stdout == "box\nbox\n1\nresolv\n1\n0\n",
+        "stdout {:?} stderr {:?}",
+        o.stdout,
+        o.stderr
+    );
     Ok(())
 }
 

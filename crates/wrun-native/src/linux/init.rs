@@ -346,6 +346,16 @@ fn setup(cfg: &InitConfig, cgroupns: bool, report_fd: libc::c_int) -> SetupResul
     if dev_tmpfs {
         step(rootfs::default_devices(&root, cfg.console.as_deref()))?;
     }
+    // Staged on the container's /dev tmpfs when there is one: a file there
+    // costs no inode on the store's disk to create and to remove.
+    let stage = if dev_tmpfs {
+        root.join("dev")
+    } else {
+        cfg.state_dir.clone()
+    };
+    for (dest, content) in &cfg.etc_files {
+        step(rootfs::bind_file(&root, &stage, dest, content))?;
+    }
     let cwd = process.cwd().clone();
     let cwd_in_root = rootfs::secure_join(&root, &cwd);
     if !cwd_in_root.exists() {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
-use oci_spec::runtime::{MountBuilder, Spec};
+use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::{Cgroup, Hierarchy};
@@ -290,8 +290,8 @@ impl Launcher {
             fs::create_dir(&p).map_err(|e| Error::io("create", &p, e))?;
         }
 
-        let mut spec = spec.clone();
-        add_etc_files(&mut spec, &dir)?;
+        let spec = spec.clone();
+        let etc_files = etc_files(&spec);
 
         let hierarchy = Hierarchy::detect(&self.cgroup_root);
         let linux = spec.linux().clone().unwrap_or_default();
@@ -353,6 +353,7 @@ impl Launcher {
             cgroup_join: cgroup.join_files(),
             cgroup_mount,
             console: pty.as_ref().map(|p| p.path.clone()),
+            etc_files,
         }));
         let started = proto::send(&ours, &config)
             .map_err(|e| Error::Protocol {
@@ -879,9 +880,9 @@ fn start_time(pid: i32) -> Option<u64> {
     rest.split(' ').nth(19)?.parse().ok()
 }
 
-/// Generates /etc/hostname, /etc/hosts and /etc/resolv.conf in the state
-/// directory and bind-mounts them, unless the spec already mounts them.
-fn add_etc_files(spec: &mut Spec, dir: &Path) -> Result<()> {
+/// The contents of /etc/hostname, /etc/hosts and /etc/resolv.conf, for the
+/// helper to bind into the container, except those the spec mounts itself.
+fn etc_files(spec: &Spec) -> Vec<(PathBuf, String)> {
     let hostname = spec.hostname().clone().unwrap_or_default();
     let host_network = !spec
         .linux()
@@ -908,26 +909,12 @@ fn add_etc_files(spec: &mut Spec, dir: &Path) -> Result<()> {
         ("hosts", hosts),
         ("resolv.conf", resolv),
     ];
-    let mut mounts = spec.mounts().clone().unwrap_or_default();
-    for (name, body) in files {
-        let dest = PathBuf::from("/etc").join(name);
-        if mounts.iter().any(|m| m.destination() == &dest) {
-            continue;
-        }
-        let src = dir.join(name);
-        fs::write(&src, body).map_err(|e| Error::io("write", &src, e))?;
-        mounts.push(
-            MountBuilder::default()
-                .destination(dest)
-                .typ("bind")
-                .source(src)
-                .options(vec!["rbind".to_string(), "rprivate".to_string()])
-                .build()
-                .map_err(|e| Error::invalid(e.to_string()))?,
-        );
-    }
-    spec.set_mounts(Some(mounts));
-    Ok(())
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    files
+        .into_iter()
+        .map(|(name, body)| (PathBuf::from("/etc").join(name), body))
+        .filter(|(dest, _)| !mounts.iter().any(|m| m.destination() == dest))
+        .collect()
 }
 
 /// Removes the state of containers whose launcher is gone (a `wrun` that

@@ -27,6 +27,8 @@ pub(crate) struct InitConfig {
     pub cgroup_mount: CgroupMount,
     /// The pty slave bound on /dev/console, with a terminal.
     pub console: Option<PathBuf>,
+    /// Files bound into the container (/etc/hosts …), with their contents.
+    pub etc_files: Vec<(PathBuf, String)>,
 }
 
 /// The cgroup file system the container sees.

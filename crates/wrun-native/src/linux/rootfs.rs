@@ -10,8 +10,9 @@
 
 use std::ffi::{CString, OsStr};
 use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, symlink};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Mount;
@@ -126,6 +127,49 @@ fn touch(path: &Path) -> StepResult {
         .open(path)
         .map(drop)
         .map_err(|e| (format!("create {}", path.display()), Errno::from(e)))
+}
+
+/// Binds a file holding `content` (mode 0644) on `dest` in `rootfs`. The
+/// file is written in `stage` and unlinked once bound (the mount keeps it),
+/// so nothing of it is left to remove.
+pub(crate) fn bind_file(rootfs: &Path, stage: &Path, dest: &Path, content: &str) -> StepResult {
+    let shown = dest.display().to_string();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let src = stage.join(format!(".wrun-{name}"));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&src)?;
+        f.set_permissions(fs::Permissions::from_mode(0o644))?;
+        f.write_all(content.as_bytes())
+    };
+    write().map_err(|e| (format!("write {shown}"), Errno::from(e)))?;
+    let target = secure_join(rootfs, dest);
+    let bound = touch(&target).and_then(|()| {
+        mount(
+            Some(&src),
+            &target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+            || format!("bind mount {shown}"),
+        )
+    });
+    let _ = fs::remove_file(&src);
+    bound?;
+    mount(
+        None,
+        &target,
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+        || format!("make {shown} private"),
+    )
 }
 
 /// Mounts the overlay of `layers` (bottom first) with the container's upper
