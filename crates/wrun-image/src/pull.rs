@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
+use wrun_core::PullPolicy;
 
 /// Reports the progress of a pull; the CLI draws bars with it.
 pub trait Progress: Send + Sync {
@@ -248,6 +249,73 @@ pub async fn pull(store: &Store, source: &str, opts: &PullOptions) -> Result<Pul
     match reference::Source::parse(source)? {
         reference::Source::Registry(r) => pull_registry(store, r, opts).await,
         other => crate::archive::import(store, other, opts).await,
+    }
+}
+
+/// Finds `reference` in `store`, pulling it as `policy` says: only when it
+/// is not stored ([`PullPolicy::Missing`]), every time
+/// ([`PullPolicy::Always`]) or never ([`PullPolicy::Never`]: a missing image
+/// is [`Error::NotStored`]). What `wrun run` and `wrun-plugin` do before
+/// they read an image.
+pub async fn ensure(
+    store: &Store,
+    reference: &str,
+    policy: PullPolicy,
+    opts: &PullOptions,
+) -> Result<ImageRecord, Error> {
+    match stored(store, reference, policy)? {
+        Some(record) => Ok(record),
+        None => Ok(pull(store, reference, opts).await?.record),
+    }
+}
+
+/// [`ensure`] for synchronous callers. A pull, when one is needed, runs on
+/// a private single-threaded tokio runtime on a thread of its own, so this
+/// may be called from any thread, even one inside an async runtime (which
+/// it then blocks until the pull is done). Nothing process-wide is touched.
+pub fn ensure_blocking(
+    store: &Store,
+    reference: &str,
+    policy: PullPolicy,
+    opts: &PullOptions,
+) -> Result<ImageRecord, Error> {
+    if let Some(record) = stored(store, reference, policy)? {
+        return Ok(record);
+    }
+    std::thread::scope(|scope| {
+        let pulling = scope.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| Error::Runtime { source })?;
+            rt.block_on(pull(store, reference, opts))
+        });
+        match pulling.join() {
+            Ok(pulled) => pulled.map(|p| p.record),
+            // A panic in the pull is a bug: pass it on as it is.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// The stored image `reference` when `policy` lets it be used without a
+/// pull; `None` when it must be pulled.
+fn stored(
+    store: &Store,
+    reference: &str,
+    policy: PullPolicy,
+) -> Result<Option<ImageRecord>, Error> {
+    let found = match store.resolve(reference) {
+        Ok((record, _)) => Some(record),
+        Err(Error::ImageNotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    match (policy, found) {
+        (PullPolicy::Always, _) | (PullPolicy::Missing, None) => Ok(None),
+        (PullPolicy::Missing | PullPolicy::Never, Some(record)) => Ok(Some(record)),
+        (PullPolicy::Never, None) => Err(Error::NotStored {
+            reference: reference.to_string(),
+        }),
     }
 }
 
