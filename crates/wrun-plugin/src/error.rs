@@ -49,6 +49,29 @@ pub enum Error {
         source: BoxedSource,
     },
 
+    /// The plugin's image could not be found in the store, pulled or read
+    /// (see [`PluginHost::load_image`](crate::PluginHost::load_image)).
+    #[cfg(feature = "image")]
+    #[error("cannot get plugin image {reference}")]
+    Image {
+        /// The image reference.
+        reference: String,
+        /// What the store or the registry said (boxed: it is large).
+        #[source]
+        source: Box<wrun_image::Error>,
+    },
+
+    /// The image holds no plugin: it is a native image, or its Wasm payload
+    /// is a core module rather than a component.
+    #[cfg(feature = "image")]
+    #[error("image {reference} is not a plugin: {reason}")]
+    NotAPlugin {
+        /// The image reference.
+        reference: String,
+        /// What it holds instead, e.g. "it is a native image".
+        reason: &'static str,
+    },
+
     /// The component does not export what the `wrun:plugin` world requires
     /// (it was built for another world, or an export has the wrong type).
     #[error("plugin {plugin} does not implement the wrun:plugin world: missing {missing}")]

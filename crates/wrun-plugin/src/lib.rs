@@ -5,6 +5,8 @@ mod bindings;
 mod error;
 mod grants;
 mod host;
+#[cfg(feature = "image")]
+pub mod image;
 mod plugin;
 mod state;
 
