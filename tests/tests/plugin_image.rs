@@ -8,19 +8,17 @@ use std::path::Path;
 use wrun_plugin::image::{PullOptions, PullPolicy};
 use wrun_plugin::{Error, Grants, HostConfig, Plugin, PluginHost, Request};
 use wrun_plugin_samples::{UPPER, WRONG_WORLD};
-use wrun_tests::fixture::{self, Image, Tagged};
-use wrun_tests::{Env, Registry, have_tools};
+use wrun_tests::fixture;
+use wrun_tests::{Env, Registry};
 
-/// A registry (or `None`: skipped without docker-registry and skopeo).
-fn registry() -> Option<Registry> {
-    have_tools(&["docker-registry", "skopeo"]).then(Registry::start)
-}
-
-/// Pushes `image` to `reg` as `name` (`repo:tag`) through a temporary OCI layout.
-fn push(reg: &Registry, name: &str, image: &Image) {
-    let dir = tempfile::tempdir().expect("create a layout directory");
-    fixture::write_layout(dir.path(), &[("t", Tagged::Image(image))]);
-    reg.push_layout(dir.path(), "t", name);
+/// A registry holding the `upper` sample plugin as `plugins/upper:<tag>`,
+/// and that reference (or `None`: skipped without the registry's tools).
+fn upper_image(tag: &str) -> Option<(Registry, String)> {
+    let reg = Registry::start_if_installed()?;
+    let name = format!("plugins/upper:{tag}");
+    reg.push_image(&name, &fixture::wasm_artifact(UPPER.bytes));
+    let reference = reg.reference(&name);
+    Some((reg, reference))
 }
 
 fn host() -> PluginHost {
@@ -45,14 +43,10 @@ fn upper(plugin: &Plugin, text: &str) -> String {
 
 #[test]
 fn a_plugin_image_is_pulled_into_wruns_store_and_called() {
-    let Some(reg) = registry() else { return };
-    push(
-        &reg,
-        "plugins/upper:1",
-        &fixture::wasm_artifact(UPPER.bytes),
-    );
+    let Some((reg, reference)) = upper_image("1") else {
+        return;
+    };
     let env = Env::new();
-    let reference = reg.reference("plugins/upper:1");
 
     let plugin = load(env.root(), &reference, PullPolicy::Missing).expect("load the image");
     assert_eq!(plugin.name(), "upper");
@@ -78,14 +72,10 @@ fn a_plugin_image_is_pulled_into_wruns_store_and_called() {
 
 #[test]
 fn an_image_stored_by_wrun_pull_loads_without_the_registry() {
-    let Some(reg) = registry() else { return };
-    push(
-        &reg,
-        "plugins/upper:2",
-        &fixture::wasm_artifact(UPPER.bytes),
-    );
+    let Some((reg, reference)) = upper_image("2") else {
+        return;
+    };
     let env = Env::new();
-    let reference = reg.reference("plugins/upper:2");
     env.ok(&["pull", "-q", &reference]);
     drop(reg);
 
@@ -95,14 +85,15 @@ fn an_image_stored_by_wrun_pull_loads_without_the_registry() {
 
 #[test]
 fn an_image_that_holds_no_plugin_is_a_typed_error() {
-    let Some(reg) = registry() else { return };
+    let Some(reg) = Registry::start_if_installed() else {
+        return;
+    };
     let module =
         wat::parse_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/wasm/hello.wat"))
             .expect("compile samples/wasm/hello.wat");
-    push(&reg, "plugins/module:1", &fixture::wasm_artifact(&module));
-    push(&reg, "plugins/native:1", &fixture::small_image("native"));
-    push(
-        &reg,
+    reg.push_image("plugins/module:1", &fixture::wasm_artifact(&module));
+    reg.push_image("plugins/native:1", &fixture::small_image("native"));
+    reg.push_image(
         "plugins/wrong-world:1",
         &fixture::wasm_artifact(WRONG_WORLD.bytes),
     );
@@ -144,12 +135,9 @@ fn an_image_that_holds_no_plugin_is_a_typed_error() {
 
 #[test]
 fn a_reference_that_names_nothing_is_a_typed_error() {
-    let Some(reg) = registry() else { return };
-    push(
-        &reg,
-        "plugins/upper:1",
-        &fixture::wasm_artifact(UPPER.bytes),
-    );
+    let Some((reg, _)) = upper_image("1") else {
+        return;
+    };
     let env = Env::new();
 
     let reference = reg.reference("plugins/upper:nope");

@@ -31,6 +31,21 @@ pub fn strings(config: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The `PATH` of an image config object's `Env`, if it sets one.
+pub fn path_env(config: &Value) -> Option<String> {
+    strings(config, "Env")
+        .into_iter()
+        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
+}
+
+/// The `WorkingDir` of an image config object, unless missing or empty.
+pub fn working_dir(config: &Value) -> Option<&str> {
+    config
+        .get("WorkingDir")
+        .and_then(Value::as_str)
+        .filter(|w| !w.is_empty())
+}
+
 /// The bytes of `program` (as argv\[0\] names it) among the files of a
 /// tar-layer image, looked up as the image's `PATH` and working directory
 /// (from `config`, see [`config`]) say.
@@ -41,19 +56,14 @@ pub fn find(
     program: &str,
 ) -> Result<Vec<u8>, Error> {
     let dirs = pull::open_layers(store, &record.layers)?;
-    let path_env = strings(config, "Env")
-        .into_iter()
-        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
-    let workdir = config
-        .get("WorkingDir")
-        .and_then(Value::as_str)
-        .filter(|w| !w.is_empty());
-    let found = classify::resolve_program(program, workdir, path_env.as_deref(), &|p| {
-        classify::read_head_in_layers(&dirs, p, 0).is_some()
-    })
-    .ok_or_else(|| Error::ProgramNotFound {
-        path: program.to_string(),
-    })?;
+    let path_env = path_env(config);
+    let found =
+        classify::resolve_program(program, working_dir(config), path_env.as_deref(), &|p| {
+            classify::read_head_in_layers(&dirs, p, 0).is_some()
+        })
+        .ok_or_else(|| Error::ProgramNotFound {
+            path: program.to_string(),
+        })?;
     classify::read_head_in_layers(&dirs, &found, u64::MAX)
         .ok_or(Error::ProgramNotFound { path: found })
 }

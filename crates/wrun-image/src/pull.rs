@@ -9,7 +9,7 @@ use crate::classify::{self, Facts};
 use crate::digest::Digest;
 use crate::store::{BlobWriter, Store};
 use crate::unpack::{self, Compression, UnpackOptions};
-use crate::{Blob, Error, ImageRecord, Layer, Platform, media, reference};
+use crate::{Blob, Error, ImageRecord, Layer, Platform, media, program, reference};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
@@ -709,21 +709,11 @@ fn facts(
     cfg: &Value,
     annotations: Option<&std::collections::HashMap<String, String>>,
 ) -> Facts {
-    let strs = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let c = cfg.get("config");
-    let mut argv = strs(c.and_then(|c| c.get("Entrypoint")));
-    argv.extend(strs(c.and_then(|c| c.get("Cmd"))));
+    let c = cfg.get("config").unwrap_or(&Value::Null);
+    let mut argv = program::strings(c, "Entrypoint");
+    argv.extend(program::strings(c, "Cmd"));
     let mut all: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(labels) = c.and_then(|c| c.get("Labels")).and_then(Value::as_object) {
+    if let Some(labels) = c.get("Labels").and_then(Value::as_object) {
         for (k, v) in labels {
             if let Some(v) = v.as_str() {
                 all.insert(k.clone(), v.to_string());
@@ -733,9 +723,6 @@ fn facts(
     if let Some(a) = annotations {
         all.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    let path_env = strs(c.and_then(|c| c.get("Env")))
-        .into_iter()
-        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
     Facts {
         config_media_type: config.media_type.clone(),
         layer_media_types: layers.iter().map(|l| l.media_type.clone()).collect(),
@@ -751,12 +738,8 @@ fn facts(
             .to_string(),
         annotations: all,
         program: argv.into_iter().next(),
-        working_dir: c
-            .and_then(|c| c.get("WorkingDir"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        path_env,
+        working_dir: program::working_dir(c).map(str::to_string),
+        path_env: program::path_env(c),
     }
 }
 

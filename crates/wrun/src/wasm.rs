@@ -94,13 +94,10 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
     };
     job.sandbox = sandbox(spec, &config);
     job.rootfs = rootfs;
-    job.workdir = spec.workdir.clone().or_else(|| {
-        config
-            .get("WorkingDir")
-            .and_then(Value::as_str)
-            .filter(|w| !w.is_empty())
-            .map(str::to_string)
-    });
+    job.workdir = spec
+        .workdir
+        .clone()
+        .or_else(|| program::working_dir(&config).map(str::to_string));
     if spec.stdin {
         job.stdin = Input::Inherit;
     }
