@@ -23,6 +23,20 @@ impl Registry {
         Registry::spawn(None)
     }
 
+    /// An open registry, or `None` (a printed skip, a failure in CI) when
+    /// `docker-registry` or `skopeo` is not installed.
+    pub fn start_if_installed() -> Option<Registry> {
+        crate::have_tools(&["docker-registry", "skopeo"]).then(Registry::start)
+    }
+
+    /// Pushes the fixture `image` as `name` (`repo:tag`) through a
+    /// temporary OCI layout.
+    pub fn push_image(&self, name: &str, image: &crate::fixture::Image) {
+        let dir = tempfile::tempdir().expect("create a layout directory");
+        crate::fixture::write_layout(dir.path(), &[("t", crate::fixture::Tagged::Image(image))]);
+        self.push_layout(dir.path(), "t", name);
+    }
+
     /// A registry that wants HTTP Basic auth of `user`/`pass` (htpasswd, bcrypt).
     pub fn start_with_htpasswd(user: &str, pass: &str) -> Registry {
         Registry::spawn(Some((user.to_string(), pass.to_string())))

@@ -78,15 +78,7 @@ impl Context {
         };
         let v: Value =
             serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))?;
-        Ok(v.get("insecure-registries")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(wrun_image::program::strings(&v, "insecure-registries"))
     }
 
     pub fn auth_file(&self) -> Option<AuthFile> {

@@ -124,6 +124,37 @@ pub enum Error {
         /// The name looked for.
         reference: String,
     },
+    /// The image is not in the store, and the pull policy forbids pulling it.
+    #[error("image {reference} is not in the store (and the pull policy is never)")]
+    NotStored {
+        /// The reference.
+        reference: String,
+    },
+    /// A native image where a Wasm one is needed.
+    #[error("image {image} is not a wasm image")]
+    NotWasm {
+        /// The image's manifest digest.
+        image: String,
+    },
+    /// A Wasm image with neither a Wasm layer nor an entrypoint or command.
+    #[error("image {image} names no wasm program: it has no wasm layer, entrypoint or command")]
+    NoProgram {
+        /// The image's manifest digest.
+        image: String,
+    },
+    /// A Wasm image whose program could not be found in its files.
+    #[error("wasm program {path} not found in the image")]
+    ProgramNotFound {
+        /// The path looked for.
+        path: String,
+    },
+    /// The private async runtime a blocking pull runs on could not start.
+    #[error("start async runtime")]
+    Runtime {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A name that matches more than one stored image.
     #[error("ambiguous image name {reference}: matches {matches}")]
     Ambiguous {

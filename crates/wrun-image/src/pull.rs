@@ -9,7 +9,7 @@ use crate::classify::{self, Facts};
 use crate::digest::Digest;
 use crate::store::{BlobWriter, Store};
 use crate::unpack::{self, Compression, UnpackOptions};
-use crate::{Blob, Error, ImageRecord, Layer, Platform, media, reference};
+use crate::{Blob, Error, ImageRecord, Layer, Platform, media, program, reference};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
+use wrun_core::PullPolicy;
 
 /// Reports the progress of a pull; the CLI draws bars with it.
 pub trait Progress: Send + Sync {
@@ -248,6 +249,73 @@ pub async fn pull(store: &Store, source: &str, opts: &PullOptions) -> Result<Pul
     match reference::Source::parse(source)? {
         reference::Source::Registry(r) => pull_registry(store, r, opts).await,
         other => crate::archive::import(store, other, opts).await,
+    }
+}
+
+/// Finds `reference` in `store`, pulling it as `policy` says: only when it
+/// is not stored ([`PullPolicy::Missing`]), every time
+/// ([`PullPolicy::Always`]) or never ([`PullPolicy::Never`]: a missing image
+/// is [`Error::NotStored`]). What `wrun run` and `wrun-plugin` do before
+/// they read an image.
+pub async fn ensure(
+    store: &Store,
+    reference: &str,
+    policy: PullPolicy,
+    opts: &PullOptions,
+) -> Result<ImageRecord, Error> {
+    match stored(store, reference, policy)? {
+        Some(record) => Ok(record),
+        None => Ok(pull(store, reference, opts).await?.record),
+    }
+}
+
+/// [`ensure`] for synchronous callers. A pull, when one is needed, runs on
+/// a private single-threaded tokio runtime on a thread of its own, so this
+/// may be called from any thread, even one inside an async runtime (which
+/// it then blocks until the pull is done). Nothing process-wide is touched.
+pub fn ensure_blocking(
+    store: &Store,
+    reference: &str,
+    policy: PullPolicy,
+    opts: &PullOptions,
+) -> Result<ImageRecord, Error> {
+    if let Some(record) = stored(store, reference, policy)? {
+        return Ok(record);
+    }
+    std::thread::scope(|scope| {
+        let pulling = scope.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| Error::Runtime { source })?;
+            rt.block_on(pull(store, reference, opts))
+        });
+        match pulling.join() {
+            Ok(pulled) => pulled.map(|p| p.record),
+            // A panic in the pull is a bug: pass it on as it is.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// The stored image `reference` when `policy` lets it be used without a
+/// pull; `None` when it must be pulled.
+fn stored(
+    store: &Store,
+    reference: &str,
+    policy: PullPolicy,
+) -> Result<Option<ImageRecord>, Error> {
+    let found = match store.resolve(reference) {
+        Ok((record, _)) => Some(record),
+        Err(Error::ImageNotFound { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    match (policy, found) {
+        (PullPolicy::Always, _) | (PullPolicy::Missing, None) => Ok(None),
+        (PullPolicy::Missing | PullPolicy::Never, Some(record)) => Ok(Some(record)),
+        (PullPolicy::Never, None) => Err(Error::NotStored {
+            reference: reference.to_string(),
+        }),
     }
 }
 
@@ -641,21 +709,11 @@ fn facts(
     cfg: &Value,
     annotations: Option<&std::collections::HashMap<String, String>>,
 ) -> Facts {
-    let strs = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let c = cfg.get("config");
-    let mut argv = strs(c.and_then(|c| c.get("Entrypoint")));
-    argv.extend(strs(c.and_then(|c| c.get("Cmd"))));
+    let c = cfg.get("config").unwrap_or(&Value::Null);
+    let mut argv = program::strings(c, "Entrypoint");
+    argv.extend(program::strings(c, "Cmd"));
     let mut all: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(labels) = c.and_then(|c| c.get("Labels")).and_then(Value::as_object) {
+    if let Some(labels) = c.get("Labels").and_then(Value::as_object) {
         for (k, v) in labels {
             if let Some(v) = v.as_str() {
                 all.insert(k.clone(), v.to_string());
@@ -665,9 +723,6 @@ fn facts(
     if let Some(a) = annotations {
         all.extend(a.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    let path_env = strs(c.and_then(|c| c.get("Env")))
-        .into_iter()
-        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
     Facts {
         config_media_type: config.media_type.clone(),
         layer_media_types: layers.iter().map(|l| l.media_type.clone()).collect(),
@@ -683,12 +738,8 @@ fn facts(
             .to_string(),
         annotations: all,
         program: argv.into_iter().next(),
-        working_dir: c
-            .and_then(|c| c.get("WorkingDir"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        path_env,
+        working_dir: program::working_dir(c).map(str::to_string),
+        path_env: program::path_env(c),
     }
 }
 

@@ -63,6 +63,16 @@ pub fn normalize(s: &str) -> Result<String, Error> {
     Ok(parse(s)?.whole())
 }
 
+/// A short name for what `reference` names, for messages: its last path
+/// component without tag or digest (`ghcr.io/acme/tool:1` → `tool`).
+pub fn short_name(reference: &str) -> &str {
+    reference
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.split([':', '@']).next())
+        .unwrap_or(reference)
+}
+
 /// Whether a registry host is on loopback (`localhost`, `127.0.0.0/8`,
 /// `::1`), where docker speaks plain HTTP without being told to.
 pub fn is_loopback(registry: &str) -> bool {
@@ -101,6 +111,16 @@ mod tests {
         assert!(normalize("a b").is_err());
         assert!(normalize("repo:bad tag").is_err());
         assert!(normalize("").is_err());
+    }
+
+    #[test]
+    fn short_names() {
+        assert_eq!(short_name("ghcr.io/acme/tool:1"), "tool");
+        assert_eq!(
+            short_name("127.0.0.1:5000/plugins/upper@sha256:ab"),
+            "upper"
+        );
+        assert_eq!(short_name("busybox"), "busybox");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! The one error type of this crate.
 
 use std::path::PathBuf;
+
 use std::time::Duration;
+pub use wrun_wasm::embed::GrantError;
 
 /// A boxed error from Wasmtime or WASI, kept as the `source` of a variant.
 ///
-/// Wasmtime's own error type is converted to its chain of messages so no
-/// Wasmtime type appears in this crate's public API.
-pub type BoxedSource = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// Wasmtime's own error type is converted to its chain of messages (by
+/// `wrun-wasm`, as for `wrun run`) so no Wasmtime type appears in this
+/// crate's public API.
+pub use wrun_wasm::BoxedSource;
 
 /// Why a plugin could not be loaded, instantiated or called.
 ///
@@ -46,6 +49,29 @@ pub enum Error {
         source: BoxedSource,
     },
 
+    /// The plugin's image could not be found in the store, pulled or read
+    /// (see [`PluginHost::load_image`](crate::PluginHost::load_image)).
+    #[cfg(feature = "image")]
+    #[error("cannot get plugin image {reference}")]
+    Image {
+        /// The image reference.
+        reference: String,
+        /// What the store or the registry said (boxed: it is large).
+        #[source]
+        source: Box<wrun_image::Error>,
+    },
+
+    /// The image holds no plugin: it is a native image, or its Wasm payload
+    /// is a core module rather than a component.
+    #[cfg(feature = "image")]
+    #[error("image {reference} is not a plugin: {reason}")]
+    NotAPlugin {
+        /// The image reference.
+        reference: String,
+        /// What it holds instead, e.g. "it is a native image".
+        reason: &'static str,
+    },
+
     /// The component does not export what the `wrun:plugin` world requires
     /// (it was built for another world, or an export has the wrong type).
     #[error("plugin {plugin} does not implement the wrun:plugin world: missing {missing}")]
@@ -66,16 +92,18 @@ pub enum Error {
         import: String,
     },
 
-    /// A granted directory could not be opened.
-    #[error("cannot grant {} as {guest}", host.display())]
-    Grant {
-        /// The directory on the host.
-        host: PathBuf,
-        /// Where the plugin would see it.
-        guest: String,
-        /// Why it could not be opened.
-        #[source]
-        source: BoxedSource,
+    /// A granted directory could not be given to the plugin: its path
+    /// inside is not absolute, or the host directory cannot be opened.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+
+    /// The grants ask for a limit only native containers have (a pids, CPU
+    /// or swap limit, from a [`Sandbox`](wrun_core::Sandbox) built for
+    /// `wrun run`): refused rather than silently ignored.
+    #[error("{what} is not supported for plugins")]
+    Unsupported {
+        /// What was asked for, e.g. "a pids limit".
+        what: &'static str,
     },
 
     /// The grants ask for fuel, but the host was configured without fuel
@@ -173,30 +201,3 @@ pub enum Error {
         source: BoxedSource,
     },
 }
-
-/// Converts a Wasmtime error into a `source`: its chain of messages on one
-/// line, without the Wasm backtrace Wasmtime attaches as context.
-pub(crate) fn boxed(err: wasmtime::Error) -> BoxedSource {
-    let backtrace = err
-        .downcast_ref::<wasmtime::WasmBacktrace>()
-        .map(|bt| bt.to_string());
-    let message = err
-        .chain()
-        .map(|cause| cause.to_string())
-        .filter(|cause| Some(cause) != backtrace.as_ref())
-        .collect::<Vec<_>>()
-        .join(": ");
-    Box::new(Cause(message))
-}
-
-/// Wasmtime's explanation of a failure, flattened to one line.
-#[derive(Debug)]
-struct Cause(String);
-
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Cause {}

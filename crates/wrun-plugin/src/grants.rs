@@ -1,21 +1,21 @@
-//! What an instance is granted, and its WASI context: the only place that
-//! maps wrun's [`Access`] to Wasmtime's `FsPerms` and that opens granted host
-//! directories by name.
+//! What an instance is granted, and its WASI context, built by the same
+//! function that builds `wrun run`'s (`wrun_wasm::embed::grant`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
-use wrun_core::{Access, DirGrant, Network};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+use wrun_core::{Access, Limits, Network, Sandbox};
+use wrun_wasm::embed;
 
 use crate::Error;
-use crate::error::boxed;
 
 /// The time a call may run when [`Grants::timeout`] is not set.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Everything one plugin instance is granted.
+/// Everything one plugin instance is granted: a [`wrun_core::Sandbox`] (the
+/// same value `wrun run` grants a workload) plus the plugin's configuration.
 ///
 /// `Grants::new()` grants nothing:
 /// - no host directory (`wasi:filesystem/preopens` lists none),
@@ -29,22 +29,41 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// Clocks and random numbers are always available, and the plugin's stdin,
 /// stdout and stderr are closed. Each grant is added explicitly, in the style
-/// of `std::process::Command`.
+/// of `std::process::Command`, or comes from a `Sandbox` built elsewhere
+/// ([`Grants::from_sandbox`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grants {
-    pub(crate) dirs: Vec<DirGrant>,
-    pub(crate) env: Vec<(String, String)>,
-    pub(crate) network: Network,
+    pub(crate) sandbox: Sandbox,
     pub(crate) config: BTreeMap<String, String>,
-    pub(crate) memory: Option<u64>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) fuel: Option<u64>,
+}
+
+impl From<Sandbox> for Grants {
+    fn from(sandbox: Sandbox) -> Grants {
+        Grants::from_sandbox(sandbox)
+    }
 }
 
 impl Grants {
     /// Grants that grant nothing (see the type's documentation).
     pub fn new() -> Grants {
         Grants::default()
+    }
+
+    /// Grants what `sandbox` grants (directories, environment, network,
+    /// memory, time and fuel) and no configuration, so a host can reuse a
+    /// `Sandbox` built for `wrun run`. A limit only native containers have
+    /// (pids, CPU, swap) makes [`Plugin::instantiate`](crate::Plugin::instantiate)
+    /// fail with [`Error::Unsupported`] rather than run without it.
+    pub fn from_sandbox(sandbox: Sandbox) -> Grants {
+        Grants {
+            sandbox,
+            config: BTreeMap::new(),
+        }
+    }
+
+    /// The sandbox part of the grants: everything but the configuration.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     /// Grants the host directory `host` at the absolute path `guest`, with
@@ -56,28 +75,20 @@ impl Grants {
         guest: impl Into<String>,
         access: Access,
     ) -> &mut Self {
-        self.dirs.push(DirGrant {
-            host: host.into(),
-            guest: guest.into(),
-            access,
-        });
+        self.sandbox.dir(host, guest, access);
         self
     }
 
     /// Sets the environment variable `key` (as `wasi:cli/environment` shows
     /// it), replacing an earlier value.
     pub fn env(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        let (key, value) = (key.into(), value.into());
-        match self.env.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.env.push((key, value)),
-        }
+        self.sandbox.env(key, value);
         self
     }
 
     /// Grants a network: [`Network::Host`] allows TCP, UDP and name lookup.
     pub fn network(&mut self, network: Network) -> &mut Self {
-        self.network = network;
+        self.sandbox.network(network);
         self
     }
 
@@ -92,16 +103,14 @@ impl Grants {
     /// fails with [`Error::MemoryLimit`]. The host's
     /// [`max_memory`](crate::HostConfig::max_memory) caps it too.
     pub fn memory_limit(&mut self, bytes: u64) -> &mut Self {
-        self.memory = Some(bytes);
-        self
+        self.limit(|limits| limits.memory = Some(bytes))
     }
 
     /// The wall-clock time each call may run (and instantiation may take).
     /// A call that runs longer is interrupted with [`Error::Timeout`], to
     /// within the host's epoch tick.
     pub fn timeout(&mut self, after: Duration) -> &mut Self {
-        self.timeout = Some(after);
-        self
+        self.limit(|limits| limits.timeout = Some(after))
     }
 
     /// The fuel (roughly, Wasm instructions) each call may use; running out
@@ -109,70 +118,70 @@ impl Grants {
     /// [`HostConfig::fuel`](crate::HostConfig::fuel) on, otherwise
     /// instantiation fails with [`Error::FuelDisabled`].
     pub fn fuel(&mut self, fuel: u64) -> &mut Self {
-        self.fuel = Some(fuel);
+        self.limit(|limits| limits.fuel = Some(fuel))
+    }
+
+    fn limit(&mut self, set: impl FnOnce(&mut Limits)) -> &mut Self {
+        let mut limits = self.sandbox.limit_values().clone();
+        set(&mut limits);
+        self.sandbox.limits(limits);
         self
     }
-}
 
-/// wrun's access level as Wasmtime's: the one mapping, so upstream renames
-/// (such as `DirPerms`/`FilePerms` becoming `FsPerms` in Wasmtime 48) touch
-/// one function.
-pub(crate) fn fs_perms(access: Access) -> FsPerms {
-    match access {
-        Access::ReadOnly => FsPerms::ReadOnly,
-        Access::ReadWrite => FsPerms::ReadWrite,
+    pub(crate) fn limits(&self) -> &Limits {
+        self.sandbox.limit_values()
     }
 }
 
-/// The plugin's view of the world, from `grants` alone.
-///
-/// Starts from `WasiCtxBuilder::new()`, which grants nothing (no args, no
-/// env, no preopens, stdio closed, no sockets), and adds exactly what is
-/// granted. Nothing comes from the host process's own environment,
-/// arguments or working directory.
+/// The plugin's view of the world, from `grants` alone: a WASI context that
+/// starts from nothing and holds exactly the sandbox's grants (see
+/// `wrun_wasm::embed::grant`).
 ///
 /// # Ambient Authority
 ///
 /// Opens each granted host directory by name with the process's authority;
-/// the plugin then reaches only what lies beneath them (cap-std resolves
-/// every path inside its preopen, so `..`, absolute paths and symlinks
-/// cannot leave it).
+/// the plugin then reaches only what lies beneath them.
 pub(crate) fn wasi_ctx(grants: &Grants) -> Result<WasiCtx, Error> {
     let mut wasi = WasiCtxBuilder::new();
     // Calls run synchronously on the caller's thread: do file I/O there too
     // rather than hopping to a blocking-pool thread per operation.
     wasi.allow_blocking_current_thread(true);
-    wasi.envs(&grants.env);
-    for grant in &grants.dirs {
-        if !grant.guest.starts_with('/') {
-            return Err(Error::Grant {
-                host: grant.host.clone(),
-                guest: grant.guest.clone(),
-                source: "the path inside must be absolute".into(),
-            });
-        }
-        wasi.preopened_dir(&grant.host, &grant.guest, fs_perms(grant.access))
-            .map_err(|err| Error::Grant {
-                host: grant.host.clone(),
-                guest: grant.guest.clone(),
-                source: boxed(err),
-            })?;
-    }
-    match grants.network {
-        Network::Host => {
-            wasi.inherit_network()
-                .allow_tcp(true)
-                .allow_udp(true)
-                .allow_ip_name_lookup(true);
-        }
-        // Deny explicitly rather than rely on the builder's defaults, which
-        // have changed between Wasmtime releases.
-        _ => {
-            wasi.allow_tcp(false)
-                .allow_udp(false)
-                .allow_ip_name_lookup(false)
-                .socket_addr_check(|_, _| Box::pin(async { false }));
-        }
-    }
+    embed::grant(&mut wasi, &grants.sandbox)?;
     Ok(wasi.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_are_a_sandbox_plus_configuration() {
+        let mut sandbox = Sandbox::new();
+        sandbox
+            .dir("/srv", "/data", Access::ReadWrite)
+            .env("A", "1")
+            .network(Network::Host)
+            .limits(Limits {
+                memory: Some(1 << 20),
+                timeout: Some(Duration::from_secs(2)),
+                ..Limits::default()
+            });
+        let mut built = Grants::new();
+        built
+            .dir("/srv", "/data", Access::ReadWrite)
+            .env("A", "0")
+            .env("A", "1")
+            .network(Network::Host)
+            .memory_limit(1 << 20)
+            .timeout(Duration::from_secs(2));
+        assert_eq!(Grants::from(sandbox.clone()), built);
+        assert_eq!(built.sandbox(), &sandbox);
+
+        built.config("k", "v");
+        assert_eq!(
+            built.sandbox(),
+            &sandbox,
+            "configuration is not a sandbox grant"
+        );
+    }
 }

@@ -13,10 +13,10 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::{PluginCore, PluginCorePre};
-use crate::error::boxed;
 use crate::plugin::Plugin;
 use crate::state::State;
 use crate::{Error, HANDLER};
+use wrun_wasm::embed::boxed;
 
 /// How important a plugin's log line is (the WIT's `log.level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

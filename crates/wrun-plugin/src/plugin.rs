@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
+use wrun_wasm::embed::{self, Fault, MemoryLimiter, boxed};
 
 use crate::Error;
 use crate::bindings::wrun::plugin::types;
 use crate::bindings::{PluginCore, PluginCorePre};
-use crate::error::boxed;
 use crate::grants::{DEFAULT_TIMEOUT, Grants, wasi_ctx};
 use crate::host::HostInner;
-use crate::state::{MemoryLimiter, State};
+use crate::state::State;
 
 /// What the host asks of a plugin (the WIT's `request`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,21 +78,26 @@ impl Plugin {
     /// own WASI context, its own configuration.
     ///
     /// Fails with [`Error::Grant`] when a granted directory cannot be
-    /// opened, [`Error::FuelDisabled`] when fuel is granted on a host that
-    /// does not meter it, [`Error::PoolExhausted`] when the host already has
+    /// opened, [`Error::Unsupported`] when the grants hold a limit only
+    /// native containers have, [`Error::FuelDisabled`] when fuel is granted
+    /// on a host that does not meter it, [`Error::PoolExhausted`] when the host already has
     /// [`max_instances`](crate::HostConfig::max_instances) live instances.
     pub fn instantiate(&self, grants: &Grants) -> Result<Instance, Error> {
         let config = &self.host.config;
-        if grants.fuel.is_some() && !config.fuel_enabled() {
+        let limits = grants.limits();
+        if let Some(what) = embed::native_only(limits) {
+            return Err(Error::Unsupported { what });
+        }
+        if limits.fuel.is_some() && !config.fuel_enabled() {
             return Err(Error::FuelDisabled);
         }
-        let limit = grants.memory.map_or(config.max_memory_bytes(), |m| {
+        let limit = limits.memory.map_or(config.max_memory_bytes(), |m| {
             m.min(config.max_memory_bytes())
         });
         let state = State {
             wasi: wasi_ctx(grants)?,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(limit),
+            limiter: MemoryLimiter::new(Some(limit)),
             config: Arc::new(grants.config.clone()),
             log: config.log_sink(),
             plugin: self.name.clone(),
@@ -111,8 +116,9 @@ impl Plugin {
             plugin: self.name.clone(),
             store,
             bindings: None,
-            timeout: grants.timeout.unwrap_or(DEFAULT_TIMEOUT),
-            fuel: grants.fuel,
+            timeout: limits.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            fuel: limits.fuel,
+            memory: limit,
             metered: config.fuel_enabled(),
             poisoned: false,
         };
@@ -146,6 +152,8 @@ pub struct Instance {
     bindings: Option<PluginCore>,
     timeout: Duration,
     fuel: Option<u64>,
+    /// The memory limit its limiter enforces, in bytes.
+    memory: u64,
     /// Whether the engine meters fuel (then every call gets fuel).
     metered: bool,
     poisoned: bool,
@@ -226,37 +234,33 @@ impl Instance {
         Ok(())
     }
 
-    /// The typed error for a failed call or instantiation.
+    /// The typed error for a failed call or instantiation, read by the same
+    /// function that reads `wrun run`'s failures.
     fn failure(&self, err: wasmtime::Error) -> Error {
         let plugin = self.plugin.to_string();
-        let limiter = &self.store.data().limiter;
-        match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => Error::Timeout {
+        match embed::classify(err) {
+            Fault::Interrupted => Error::Timeout {
                 plugin,
                 after: self.timeout,
             },
-            Some(Trap::OutOfFuel) => Error::FuelExhausted {
+            Fault::OutOfFuel => Error::FuelExhausted {
                 plugin,
                 fuel: self.fuel.unwrap_or(u64::MAX),
             },
-            _ if limiter.refused => Error::MemoryLimit {
+            // Whatever failed after a refused growth failed for want of
+            // memory (a trap, or an instantiation that could not get its
+            // initial memory).
+            _ if self.store.data().limiter.refused() => Error::MemoryLimit {
                 plugin,
-                limit: limiter.limit,
+                limit: self.memory,
             },
-            Some(trap) => {
-                let text = trap.to_string();
-                Error::Trap {
-                    plugin,
-                    message: text
-                        .strip_prefix("wasm trap: ")
-                        .unwrap_or(&text)
-                        .to_string(),
-                }
-            }
-            None => Error::Call {
+            Fault::Trap { message, .. } => Error::Trap { plugin, message },
+            // A plugin is called, not run: exiting is a failure of the call.
+            Fault::Exit(code) => Error::Call {
                 plugin,
-                source: boxed(err),
+                source: format!("the plugin exited with code {code}").into(),
             },
+            Fault::Other(source) => Error::Call { plugin, source },
         }
     }
 }

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wrun_wasm::embed::MemoryLimiter;
 
 use crate::bindings::wrun::plugin::{config, log, types};
 use crate::host::{LogLevel, LogRecord, LogSink};
@@ -57,54 +57,5 @@ impl log::Host for State {
 impl config::Host for State {
     fn get(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
-    }
-}
-
-/// Caps the total linear memory of an instance (every memory of its
-/// component counts).
-///
-/// Growth past the cap is refused, which the plugin sees as `memory.grow`
-/// returning -1: a failure it may recover from. `refused` remembers it, so a
-/// trap that follows is reported as [`Error::MemoryLimit`](crate::Error).
-pub(crate) struct MemoryLimiter {
-    pub(crate) limit: u64,
-    used: usize,
-    pub(crate) refused: bool,
-}
-
-impl MemoryLimiter {
-    pub(crate) fn new(limit: u64) -> MemoryLimiter {
-        MemoryLimiter {
-            limit,
-            used: 0,
-            refused: false,
-        }
-    }
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let limit = usize::try_from(self.limit).unwrap_or(usize::MAX);
-        let grown = self.used.saturating_add(desired.saturating_sub(current));
-        if maximum.is_some_and(|max| desired > max) || grown > limit {
-            self.refused = true;
-            return Ok(false);
-        }
-        self.used = grown;
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(maximum.is_none_or(|max| desired <= max))
     }
 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wrun_plugin::{
-    Access, Error, Grants, HostConfig, LogLevel, Plugin, PluginHost, Request, Response,
+    Access, Error, GrantError, Grants, HostConfig, LogLevel, Plugin, PluginHost, Request, Response,
 };
 use wrun_plugin_samples as samples;
 
@@ -323,4 +323,70 @@ fn a_thousand_instances_live_at_once() {
     // Dropping one frees its slot.
     instances.pop();
     assert!(upper.instantiate(&grants).is_ok());
+}
+
+#[test]
+fn a_sandbox_built_for_wrun_run_grants_the_same() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("note.txt"), "from the sandbox").expect("write");
+    let host = host();
+    let files = load(&host, samples::FILES);
+
+    let mut sandbox = wrun_plugin::Sandbox::new();
+    sandbox.dir(dir.path(), "/data", Access::ReadOnly);
+    let mut instance = files
+        .instantiate(&Grants::from(sandbox.clone()))
+        .expect("instance");
+    let response = instance
+        .call(Request::new("read", "note.txt"))
+        .expect("read granted file");
+    assert_eq!(response.payload, b"from the sandbox");
+
+    // Its memory limit holds as a plugin's.
+    sandbox.limits(wrun_plugin::Limits {
+        memory: Some(2 << 20),
+        ..wrun_plugin::Limits::default()
+    });
+    let mut hog = load(&host, samples::HOG)
+        .instantiate(&Grants::from_sandbox(sandbox.clone()))
+        .expect("instance");
+    assert!(matches!(
+        hog.call(Request::new("x", "")),
+        Err(Error::MemoryLimit { limit, .. }) if limit == 2 << 20
+    ));
+
+    // Bad directory grants are typed, as for `wrun run`.
+    let mut grants = Grants::new();
+    grants.dir("/nonexistent/wrun-test", "/data", Access::ReadOnly);
+    match files.instantiate(&grants) {
+        Err(err @ Error::Grant(GrantError::Open { .. })) => {
+            assert_eq!(
+                err.to_string(),
+                "cannot grant /nonexistent/wrun-test at /data"
+            );
+        }
+        other => panic!("expected a grant error, got {other:?}"),
+    }
+    let mut grants = Grants::new();
+    grants.dir(dir.path(), "data", Access::ReadOnly);
+    assert!(matches!(
+        files.instantiate(&grants),
+        Err(Error::Grant(GrantError::NotAbsolute { guest, .. })) if guest == "data"
+    ));
+
+    // A limit only native containers have is refused, not ignored.
+    sandbox.limits(wrun_plugin::Limits {
+        pids: Some(5),
+        ..wrun_plugin::Limits::default()
+    });
+    match files.instantiate(&Grants::from(sandbox)) {
+        Err(
+            err @ Error::Unsupported {
+                what: "a pids limit",
+            },
+        ) => {
+            assert_eq!(err.to_string(), "a pids limit is not supported for plugins");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
 }

@@ -4,12 +4,11 @@
 use std::sync::OnceLock;
 
 use wasmtime::component::Component;
-use wasmtime::{Engine, Module, Trap, WasmBacktrace};
-use wasmtime_wasi::I32Exit;
+use wasmtime::{Engine, Module};
 
 use crate::cache::{self, Cache};
 use crate::component::{self, P2State};
-use crate::error::boxed;
+use crate::error::{Fault, boxed, classify};
 use crate::module::{self, P1State};
 use crate::payload::Binary;
 use crate::{Config, Error, Flavor, Job};
@@ -159,15 +158,6 @@ impl Backend {
     }
 }
 
-/// A trap's description, without Wasmtime's "wasm trap: " prefix (the
-/// variant already says it is a trap).
-fn one_line(trap: &Trap) -> String {
-    let text = trap.to_string();
-    text.strip_prefix("wasm trap: ")
-        .unwrap_or(&text)
-        .to_string()
-}
-
 /// Where a guest failed, for errors that are neither exits nor traps.
 pub(crate) enum Stage {
     Instantiate,
@@ -189,38 +179,26 @@ pub(crate) fn outcome_of(
         Ok(code) => return Ok(code),
         Err(err) => err,
     };
-    if let Some(exit) = err.downcast_ref::<I32Exit>() {
-        return Ok(exit.0);
-    }
     let name = job.name.clone();
     let limits = job.sandbox.limit_values();
-    if let Some(trap) = err.downcast_ref::<Trap>() {
-        return Err(match trap {
-            Trap::Interrupt => Error::Timeout {
-                name,
-                after: limits.timeout.unwrap_or_default(),
-            },
-            Trap::OutOfFuel => Error::FuelExhausted {
-                name,
-                fuel: limits.fuel.unwrap_or_default(),
-            },
-            trap => Error::Trap {
-                name,
-                message: one_line(trap),
-                backtrace: debug
-                    .then(|| err.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string()))
-                    .flatten(),
-            },
-        });
+    match classify(err) {
+        Fault::Exit(code) => Ok(code),
+        Fault::Interrupted => Err(Error::Timeout {
+            name,
+            after: limits.timeout.unwrap_or_default(),
+        }),
+        Fault::OutOfFuel => Err(Error::FuelExhausted {
+            name,
+            fuel: limits.fuel.unwrap_or_default(),
+        }),
+        Fault::Trap { message, backtrace } => Err(Error::Trap {
+            name,
+            message,
+            backtrace: backtrace.filter(|_| debug),
+        }),
+        Fault::Other(source) => Err(match stage {
+            Stage::Instantiate => Error::Instantiate { name, source },
+            Stage::Run => Error::Guest { name, source },
+        }),
     }
-    Err(match stage {
-        Stage::Instantiate => Error::Instantiate {
-            name,
-            source: boxed(err),
-        },
-        Stage::Run => Error::Guest {
-            name,
-            source: boxed(err),
-        },
-    })
 }

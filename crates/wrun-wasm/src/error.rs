@@ -213,10 +213,10 @@ pub enum Error {
     },
 }
 
-/// Converts a Wasmtime error into a `source` for [`Error`]: its chain of
-/// messages on one line, without the Wasm backtrace Wasmtime attaches as
-/// context (a trap's backtrace is kept in [`Error::Trap`] instead).
-pub(crate) fn boxed(err: wasmtime::Error) -> BoxedSource {
+/// Converts a Wasmtime error into a `source`: its chain of messages on one
+/// line, without the Wasm backtrace Wasmtime attaches as context (a trap's
+/// backtrace is kept apart, see [`Fault::Trap`]).
+pub fn boxed(err: wasmtime::Error) -> BoxedSource {
     let backtrace = err
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|bt| bt.to_string());
@@ -227,6 +227,56 @@ pub(crate) fn boxed(err: wasmtime::Error) -> BoxedSource {
         .collect::<Vec<_>>()
         .join(": ");
     Box::new(Cause(message))
+}
+
+/// Why a guest stopped, read from the error a Wasmtime call returned:
+/// what [`classify`] makes of it. Each embedder turns it into its own
+/// error (a `wrun run` exit code, a plugin's `Error`), so the reading of
+/// Wasmtime's errors lives in one place.
+#[derive(Debug)]
+pub enum Fault {
+    /// The guest exited through `proc_exit` or `wasi:cli/exit` with this
+    /// code: not a fault for a command, one for a plugin.
+    Exit(i32),
+    /// It was interrupted at an epoch deadline: its time was up.
+    Interrupted,
+    /// It used up its fuel.
+    OutOfFuel,
+    /// It trapped for another reason.
+    Trap {
+        /// What happened, on one line, without Wasmtime's `wasm trap: `
+        /// prefix, e.g. "wasm `unreachable` instruction executed".
+        message: String,
+        /// The guest's call stack, one frame a line, when Wasmtime kept it.
+        backtrace: Option<String>,
+    },
+    /// Not a trap: a host-side error (WASI, linking, instantiation),
+    /// flattened by [`boxed`].
+    Other(BoxedSource),
+}
+
+/// Reads `err`, as returned by instantiating or calling a guest.
+pub fn classify(err: wasmtime::Error) -> Fault {
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Fault::Exit(exit.0);
+    }
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => Fault::Interrupted,
+        Some(wasmtime::Trap::OutOfFuel) => Fault::OutOfFuel,
+        Some(trap) => {
+            let text = trap.to_string();
+            Fault::Trap {
+                message: text
+                    .strip_prefix("wasm trap: ")
+                    .unwrap_or(&text)
+                    .to_string(),
+                backtrace: err
+                    .downcast_ref::<wasmtime::WasmBacktrace>()
+                    .map(|bt| bt.to_string()),
+            }
+        }
+        None => Fault::Other(boxed(err)),
+    }
 }
 
 /// Wasmtime's explanation of a failure, flattened to one line.

@@ -24,9 +24,11 @@
 //! - **One call, plain data.** A [`Job`] is a value (payload, argv, grants,
 //!   stdio) and [`WasmRuntime::run`] returns when the guest is done. The
 //!   facade crate maps an image to a `Job`; host apps can build one directly.
-//! - **No Wasmtime type in a public signature.** Wasmtime changes its API in
-//!   most releases (`preview2` → `p2`, `DirPerms`/`FilePerms` → `FsPerms`);
-//!   keeping it private means an upgrade touches this crate only.
+//! - **No Wasmtime type in a public signature** outside [`embed`]. Wasmtime
+//!   changes its API in most releases (`preview2` → `p2`,
+//!   `DirPerms`/`FilePerms` → `FsPerms`); keeping it private means an
+//!   upgrade touches this crate (and `wrun-plugin`, the one embedder of
+//!   [`embed`]) only.
 //! - **Exits are outcomes, faults are errors.** Whatever code the guest exits
 //!   with is [`Outcome::exit_code`]; a trap, a timeout or fuel exhaustion is a
 //!   typed [`Error`] so the caller picks the exit code (the CLI's choice, for
@@ -88,6 +90,35 @@ use std::sync::OnceLock;
 pub use error::{BoxedSource, Error};
 pub use payload::{Flavor, Payload};
 pub use wasi::Capture;
+
+/// The pieces of this crate's sandbox that another Wasmtime embedding
+/// reuses, so both enforce grants and limits, and read Wasmtime's errors,
+/// the same way: `wrun-plugin` builds its plugin host from them.
+///
+/// Unlike the rest of the crate these speak Wasmtime's own types (a
+/// `WasiCtxBuilder`, a `ResourceLimiter`, a `wasmtime::Error`), so they
+/// follow the Wasmtime version this crate is built with; an embedder
+/// depends on the same version (the workspace pins one).
+pub mod embed {
+    pub use crate::error::{Fault, boxed, classify};
+    pub use crate::limits::MemoryLimiter;
+    pub use crate::wasi::{GrantError, fs_perms, grant};
+
+    /// The first limit in `limits` that only a native container can have
+    /// (a pids, CPU or swap limit), named for a message: a Wasm guest has
+    /// no processes, CPU quota or swap to limit, so a sandbox asking for
+    /// one is refused rather than silently run without it.
+    pub fn native_only(limits: &wrun_core::Limits) -> Option<&'static str> {
+        [
+            (limits.pids.is_some(), "a pids limit"),
+            (limits.cpus.is_some(), "a cpu quota"),
+            (limits.cpu_shares.is_some(), "cpu shares"),
+            (limits.memory_swap.is_some(), "a memory+swap limit"),
+        ]
+        .into_iter()
+        .find_map(|(asked, what)| asked.then_some(what))
+    }
+}
 
 use engine::Backend;
 use payload::Binary;
@@ -263,17 +294,10 @@ impl WasmRuntime {
     }
 }
 
-/// Refuses the limits only native containers have; a Wasm guest has no
-/// processes, CPU quota or swap to limit.
+/// Refuses the limits only native containers have.
 fn check_limits(limits: &wrun_core::Limits) -> Result<(), Error> {
-    let native_only = [
-        (limits.pids.is_some(), "a pids limit"),
-        (limits.cpus.is_some(), "a cpu quota"),
-        (limits.cpu_shares.is_some(), "cpu shares"),
-        (limits.memory_swap.is_some(), "a memory+swap limit"),
-    ];
-    match native_only.into_iter().find(|(asked, _)| *asked) {
-        Some((_, what)) => Err(Error::Unsupported { what }),
+    match embed::native_only(limits) {
+        Some(what) => Err(Error::Unsupported { what }),
         None => Ok(()),
     }
 }

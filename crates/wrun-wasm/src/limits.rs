@@ -14,17 +14,37 @@ use crate::Error;
 /// Growth past the cap is refused, which the guest sees as `memory.grow`
 /// returning -1 (and `malloc` returning NULL): a recoverable failure, not a
 /// trap. The total counts every memory, because a component has several.
-pub(crate) struct MemoryLimiter {
-    limit: Option<usize>,
+/// [`refused`](Self::refused) remembers a refusal, so an embedder can tell
+/// a trap that follows one (a guest that gave up for want of memory) from
+/// any other trap.
+///
+/// Install it with `Store::limiter`; `wrun run` and `wrun-plugin` both do.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: Option<u64>,
     used: usize,
+    refused: bool,
 }
 
 impl MemoryLimiter {
-    pub(crate) fn new(limit: Option<u64>) -> MemoryLimiter {
+    /// A limiter allowing `limit` bytes in total; `None` only enforces each
+    /// memory's declared maximum.
+    pub fn new(limit: Option<u64>) -> MemoryLimiter {
         MemoryLimiter {
-            limit: limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+            limit,
             used: 0,
+            refused: false,
         }
+    }
+
+    /// The limit it enforces, in bytes.
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// Whether it has refused a growth.
+    pub fn refused(&self) -> bool {
+        self.refused
     }
 }
 
@@ -35,11 +55,12 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if maximum.is_some_and(|max| desired > max) {
-            return Ok(false);
-        }
+        let limit = self
+            .limit
+            .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
         let grown = self.used.saturating_add(desired.saturating_sub(current));
-        if self.limit.is_some_and(|limit| grown > limit) {
+        if maximum.is_some_and(|max| desired > max) || limit.is_some_and(|limit| grown > limit) {
+            self.refused = true;
             return Ok(false);
         }
         self.used = grown;
@@ -137,12 +158,15 @@ mod tests {
         assert!(!limiter.memory_growing(0, 50, None).expect("grow"));
         assert!(limiter.memory_growing(0, 40, None).expect("grow"));
         assert!(!limiter.memory_growing(60, 61, None).expect("grow"));
+        assert!(limiter.refused());
     }
 
     #[test]
     fn no_limit_still_respects_the_declared_maximum() {
         let mut limiter = MemoryLimiter::new(None);
         assert!(limiter.memory_growing(0, 1 << 40, None).expect("grow"));
+        assert!(!limiter.refused());
         assert!(!limiter.memory_growing(0, 10, Some(5)).expect("grow"));
+        assert!(limiter.refused());
     }
 }

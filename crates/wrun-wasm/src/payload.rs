@@ -30,6 +30,16 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// The flavor of a Wasm binary, from its preamble; `None` when `bytes`
+    /// is not a Wasm binary (WAT text included).
+    pub fn of(bytes: &[u8]) -> Option<Flavor> {
+        if bytes.starts_with(MAGIC) {
+            flavor_of(bytes)
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn noun(self) -> &'static str {
         match self {
             Flavor::Module => "module",

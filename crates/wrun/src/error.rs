@@ -5,12 +5,6 @@ pub enum Error {
     /// A spec with no image or file.
     #[error("nothing to run: the launch names no image or file")]
     NoTarget,
-    /// `--pull never` and the image is not stored.
-    #[error("image {reference} is not in the store (and --pull never)")]
-    NotStored {
-        /// The reference.
-        reference: String,
-    },
     /// No command: neither the image nor the spec gives one.
     #[error("no command: the image has no entrypoint or command, and none was given")]
     NoCommand,
@@ -25,12 +19,6 @@ pub enum Error {
         /// The parse error.
         #[source]
         source: serde_json::Error,
-    },
-    /// A Wasm image whose program could not be found in its files.
-    #[error("wasm program {path} not found in the image")]
-    ProgramNotFound {
-        /// The path looked for.
-        path: String,
     },
     /// The layers of a multi-layer Wasm image could not be merged.
     #[error("merge the image's layers at {}", path.display())]
@@ -79,7 +67,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Native(e) => i32::from(e.exit_code()),
-            Error::ProgramNotFound { .. } => 127,
+            Error::Image(wrun_image::Error::ProgramNotFound { .. }) => 127,
             Error::Timeout { .. } | Error::Wasm(wrun_wasm::Error::Timeout { .. }) => 124,
             Error::Wasm(wrun_wasm::Error::Trap { .. } | wrun_wasm::Error::FuelExhausted { .. }) => {
                 134

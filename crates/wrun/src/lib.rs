@@ -24,6 +24,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use wrun_core::ImageKind;
+use wrun_image::program::strings;
 use wrun_image::pull::PullOptions;
 use wrun_image::{ImageRecord, Platform, Store};
 
@@ -176,26 +177,9 @@ impl Runner {
             Some(Target::File(_)) => return Ok(Resolved { record: None }),
             None => return Err(Error::NoTarget),
         };
-        let stored = match self.store.resolve(reference) {
-            Ok((record, _)) => Some(record),
-            Err(wrun_image::Error::ImageNotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let record = match (spec.pull, stored) {
-            (PullPolicy::Never, None) => {
-                return Err(Error::NotStored {
-                    reference: reference.clone(),
-                });
-            }
-            (PullPolicy::Missing | PullPolicy::Never, Some(r)) => r,
-            (PullPolicy::Always, _) | (PullPolicy::Missing, None) => {
-                let mut opts = self.pull.clone();
-                opts.platform = spec.platform.as_deref().map(Platform::parse).transpose()?;
-                wrun_image::pull::pull(&self.store, reference, &opts)
-                    .await?
-                    .record
-            }
-        };
+        let mut opts = self.pull.clone();
+        opts.platform = spec.platform.as_deref().map(Platform::parse).transpose()?;
+        let record = wrun_image::pull::ensure(&self.store, reference, spec.pull, &opts).await?;
         Ok(Resolved {
             record: Some(record),
         })
@@ -271,27 +255,6 @@ impl Runner {
     }
 }
 
-/// The image config's `config` object, or an empty one.
-fn image_config(store: &Store, record: &ImageRecord) -> Result<Value, Error> {
-    let bytes = store.read_blob(&record.config.digest)?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|source| Error::Config {
-        digest: record.config.digest.to_string(),
-        source,
-    })?;
-    Ok(v.get("config").cloned().unwrap_or(Value::Null))
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// docker's argv: Entrypoint + Cmd; ARGS replace Cmd; `--entrypoint`
 /// replaces Entrypoint and drops the image's Cmd.
 fn argv(spec: &LaunchSpec, config: &Value) -> Vec<String> {
@@ -299,11 +262,11 @@ fn argv(spec: &LaunchSpec, config: &Value) -> Vec<String> {
         Some(e) => (e.clone(), spec.args.clone()),
         None => {
             let cmd = if spec.args.is_empty() {
-                strings(config.get("Cmd"))
+                strings(config, "Cmd")
             } else {
                 spec.args.clone()
             };
-            (strings(config.get("Entrypoint")), cmd)
+            (strings(config, "Entrypoint"), cmd)
         }
     };
     entrypoint.into_iter().chain(cmd).collect()

@@ -2,13 +2,13 @@
 //! the entrypoint file of a single tar layer), the image's files at `/`
 //! read-only, the spec's grants.
 
-use crate::{Error, Exit, Runner, argv, image_config, strings};
+use crate::{Error, Exit, Runner, argv};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use wrun_core::{LaunchSpec, Sandbox, Target};
-use wrun_image::classify;
+use wrun_image::program::{self, strings};
 use wrun_image::{ImageRecord, Store};
 use wrun_wasm::{Input, Job, Payload};
 
@@ -55,14 +55,9 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
             (name, Payload::File(path.clone()), None, Value::Null)
         }
         (Some(record), Some(Target::Image(reference))) => {
-            let config = image_config(store, record)?;
+            let config = program::config(store, record)?;
             if let Some(layer) = record.wasm_layer() {
-                let name = reference
-                    .rsplit('/')
-                    .next()
-                    .and_then(|n| n.split([':', '@']).next())
-                    .unwrap_or(reference)
-                    .to_string();
+                let name = wrun_image::reference::short_name(reference).to_string();
                 (
                     name,
                     Payload::Bytes(store.read_blob(&layer.digest)?),
@@ -72,7 +67,7 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
             } else {
                 let argv = argv(spec, &config);
                 let program = argv.first().ok_or(Error::NoCommand)?;
-                let bytes = program_bytes(store, record, &config, program)?;
+                let bytes = program::find(store, record, &config, program)?;
                 (
                     program.clone(),
                     Payload::Bytes(bytes),
@@ -90,7 +85,7 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
     // argv[0] is then its name, followed by the command (ARGS or Cmd).
     let has_entrypoint = match &spec.entrypoint {
         Some(e) => !e.is_empty(),
-        None => !strings(config.get("Entrypoint")).is_empty(),
+        None => !strings(&config, "Entrypoint").is_empty(),
     };
     job.args = if rootfs.is_none() && !has_entrypoint {
         std::iter::once(name).chain(image_argv).collect()
@@ -99,44 +94,14 @@ fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Resu
     };
     job.sandbox = sandbox(spec, &config);
     job.rootfs = rootfs;
-    job.workdir = spec.workdir.clone().or_else(|| {
-        config
-            .get("WorkingDir")
-            .and_then(Value::as_str)
-            .filter(|w| !w.is_empty())
-            .map(str::to_string)
-    });
+    job.workdir = spec
+        .workdir
+        .clone()
+        .or_else(|| program::working_dir(&config).map(str::to_string));
     if spec.stdin {
         job.stdin = Input::Inherit;
     }
     Ok(job)
-}
-
-/// The bytes of `program` (as argv[0] names it) among the files of a
-/// tar-layer Wasm image, looked up as the image's `PATH` and working
-/// directory say.
-fn program_bytes(
-    store: &wrun_image::Store,
-    record: &ImageRecord,
-    config: &Value,
-    program: &str,
-) -> Result<Vec<u8>, Error> {
-    let dirs = wrun_image::pull::open_layers(store, &record.layers)?;
-    let path_env = strings(config.get("Env"))
-        .into_iter()
-        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
-    let workdir = config
-        .get("WorkingDir")
-        .and_then(Value::as_str)
-        .filter(|w| !w.is_empty());
-    let found = classify::resolve_program(program, workdir, path_env.as_deref(), &|p| {
-        classify::read_head_in_layers(&dirs, p, 0).is_some()
-    })
-    .ok_or_else(|| Error::ProgramNotFound {
-        path: program.to_string(),
-    })?;
-    classify::read_head_in_layers(&dirs, &found, u64::MAX)
-        .ok_or(Error::ProgramNotFound { path: found })
 }
 
 /// The hex SHA-256 of the Wasm binary a run of `record` with no options
@@ -153,17 +118,14 @@ pub(crate) fn default_program_digest(
     if let Some(layer) = record.wasm_layer() {
         return Some(layer.digest.hex().to_string());
     }
-    let config = image_config(store, record).ok()?;
-    let spec = LaunchSpec::new(Target::Image(String::new()));
-    let argv = argv(&spec, &config);
-    let bytes = program_bytes(store, record, &config, argv.first()?).ok()?;
+    let bytes = program::default_wasm(store, record).ok()?;
     Some(wrun_image::Digest::sha256_of(&bytes).hex().to_string())
 }
 
 /// The image's environment first, then the spec's, then the spec's grants.
 fn sandbox(spec: &LaunchSpec, config: &Value) -> Sandbox {
     let mut s = Sandbox::new();
-    for kv in strings(config.get("Env")) {
+    for kv in strings(config, "Env") {
         if let Some((k, v)) = kv.split_once('=') {
             s.env(k, v);
         }
