@@ -1,16 +1,4 @@
-//! One launch interface for both kinds of image.
-//!
-//! A [`LaunchSpec`] names an image (or a local Wasm file), its arguments and
-//! what it is granted; [`Runner::launch`] pulls the image if needed, decides
-//! once whether it is Wasm or native (from the classification the store
-//! recorded), refuses options that cannot apply to that kind, and starts it.
-//! The returned [`Launched`] is waited on the same way for both kinds.
-//!
-//! Why the seam is here: the CLI, host applications and (later) the OCI
-//! runtime command line must behave alike, so every decision about a launch
-//! lives in this crate and the front ends only translate their input into a
-//! `LaunchSpec`. Nothing here touches process-wide state: the environment
-//! a workload sees is the image's plus the spec's, never the caller's.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 mod error;
@@ -18,15 +6,17 @@ mod native;
 mod wasm;
 
 pub use error::Error;
-pub use wrun_core::{LaunchSpec, PullPolicy, Seccomp, Target};
+pub use wrun_core::{
+    Access, DirGrant, ImageKind, LaunchSpec, Limits, Network, PullPolicy, Sandbox, Seccomp, Target,
+};
+pub use wrun_image::Store;
+pub use wrun_image::pull::PullOptions;
 
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use wrun_core::ImageKind;
 use wrun_image::program::strings;
-use wrun_image::pull::PullOptions;
-use wrun_image::{ImageRecord, Platform, Store};
+use wrun_image::{ImageRecord, Platform};
 
 /// Launches workloads from one store.
 pub struct Runner {
