@@ -30,6 +30,7 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 const INSTANCES: u32 = 1000;
 const INSTANTIATIONS: u32 = 5_000;
 const CALLS: u32 = 100_000;
+const ROUNDS: usize = 7;
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
@@ -37,16 +38,25 @@ fn main() -> Result<()> {
     let instantiations = INSTANTIATIONS * scale;
     let calls = CALLS * scale;
 
-    // Each side runs alone (one engine at a time) and twice; the second
-    // run's figures count (the first warms caches and the pool's slots).
-    let mut wrun = Figures::default();
-    let mut base = Figures::default();
-    for _ in 0..2 {
-        wrun = bench_wrun(instantiations, calls)?;
-        base = bench_raw(instantiations, calls)?;
+    // Each side runs alone (one engine at a time), the two alternating for
+    // ROUNDS rounds after one that warms caches and the pool's slots; each
+    // figure is the median of its rounds, so one round disturbed by the
+    // rest of the machine does not decide a ratio.
+    bench_wrun(instantiations, calls)?;
+    bench_raw(instantiations, calls)?;
+    let mut wruns = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..ROUNDS {
+        wruns.push(bench_wrun(instantiations, calls)?);
+        bases.push(bench_raw(instantiations, calls)?);
     }
+    let wrun = Figures::median(&wruns);
+    let base = Figures::median(&bases);
 
-    println!("plugin benchmark: echo component, pooling allocator, {INSTANCES} slots");
+    println!(
+        "plugin benchmark: echo component, pooling allocator, {INSTANCES} slots, \
+         median of {ROUNDS} alternating rounds"
+    );
     println!(
         "{:<32} {:>14} {:>14} {:>8}",
         "", "wrun-plugin", "raw wasmtime", "ratio"
@@ -87,7 +97,21 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-#[derive(Default)]
+impl Figures {
+    /// The median of each figure over `rounds` (not empty).
+    fn median(rounds: &[Figures]) -> Figures {
+        fn mid<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            v[v.len() / 2]
+        }
+        Figures {
+            instantiate: mid(rounds.iter().map(|f| f.instantiate).collect()),
+            call: mid(rounds.iter().map(|f| f.call).collect()),
+            idle_bytes: mid(rounds.iter().map(|f| f.idle_bytes).collect()),
+        }
+    }
+}
+
 struct Figures {
     /// Time per instantiation (instantiate, then drop).
     instantiate: Duration,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
@@ -34,7 +35,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grants {
     pub(crate) sandbox: Sandbox,
-    pub(crate) config: BTreeMap<String, String>,
+    /// Shared with every instance made from these grants (no copy per
+    /// instance).
+    pub(crate) config: Arc<BTreeMap<String, String>>,
 }
 
 impl From<Sandbox> for Grants {
@@ -57,7 +60,7 @@ impl Grants {
     pub fn from_sandbox(sandbox: Sandbox) -> Grants {
         Grants {
             sandbox,
-            config: BTreeMap::new(),
+            config: Arc::default(),
         }
     }
 
@@ -94,7 +97,7 @@ impl Grants {
 
     /// Sets the configuration value the plugin reads with `config.get(key)`.
     pub fn config(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
-        self.config.insert(key.into(), value.into());
+        Arc::make_mut(&mut self.config).insert(key.into(), value.into());
         self
     }
 

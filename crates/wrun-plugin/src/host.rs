@@ -139,6 +139,10 @@ impl HostConfig {
         self
     }
 
+    pub(crate) fn tick(&self) -> Duration {
+        self.tick
+    }
+
     pub(crate) fn fuel_enabled(&self) -> bool {
         self.fuel
     }

@@ -2,10 +2,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
+use wasmtime::{PoolConcurrencyLimitError, Store};
 use wrun_wasm::embed::{self, Fault, MemoryLimiter, boxed};
 
 use crate::Error;
@@ -98,25 +98,19 @@ impl Plugin {
             wasi: wasi_ctx(grants)?,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(Some(limit)),
-            config: Arc::new(grants.config.clone()),
+            config: Arc::clone(&grants.config),
             log: config.log_sink(),
             plugin: self.name.clone(),
-            deadline: None,
         };
+        let timeout = limits.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let mut store = Store::new(&self.host.engine, state);
         store.limiter(|state| &mut state.limiter);
-        // The epoch is shared by every store of the engine; each store checks
-        // its own deadline at every tick and carries on until it has passed.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|store| match store.data().deadline {
-            Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
-            _ => Ok(UpdateDeadline::Continue(1)),
-        });
         let mut instance = Instance {
             plugin: self.name.clone(),
             store,
             bindings: None,
-            timeout: limits.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            timeout,
+            deadline_ticks: deadline_ticks(timeout, config.tick()),
             fuel: limits.fuel,
             memory: limit,
             metered: config.fuel_enabled(),
@@ -124,7 +118,6 @@ impl Plugin {
         };
         instance.arm()?;
         let result = self.pre.instantiate(&mut instance.store);
-        instance.store.data_mut().deadline = None;
         match result {
             Ok(bindings) => {
                 instance.bindings = Some(bindings);
@@ -151,6 +144,8 @@ pub struct Instance {
     store: Store<State>,
     bindings: Option<PluginCore>,
     timeout: Duration,
+    /// Epoch ticks from the start of a call to its deadline.
+    deadline_ticks: u64,
     fuel: Option<u64>,
     /// The memory limit its limiter enforces, in bytes.
     memory: u64,
@@ -202,7 +197,6 @@ impl Instance {
         let result = bindings
             .wrun_plugin_handler()
             .call_call(&mut self.store, &input);
-        self.store.data_mut().deadline = None;
         match result {
             Ok(Ok(response)) => Ok(Response {
                 content_type: response.content_type,
@@ -222,8 +216,7 @@ impl Instance {
 
     /// Sets the deadline and the fuel for the next call.
     fn arm(&mut self) -> Result<(), Error> {
-        let timeout = self.timeout;
-        self.store.data_mut().deadline = Some(Instant::now() + timeout);
+        self.store.set_epoch_deadline(self.deadline_ticks);
         if self.metered {
             let fuel = self.fuel.unwrap_or(u64::MAX);
             self.store.set_fuel(fuel).map_err(|err| Error::Call {
@@ -262,5 +255,32 @@ impl Instance {
             },
             Fault::Other(source) => Error::Call { plugin, source },
         }
+    }
+}
+
+/// The epoch ticks after which a call that started at any point of a tick
+/// has run for at least `timeout`: the epoch is the engine's, advanced by
+/// the host's ticker, so the first tick may come at once. The deadline is
+/// the store's own epoch deadline (Wasmtime interrupts the guest when it
+/// passes), so arming a call reads no clock.
+fn deadline_ticks(timeout: Duration, tick: Duration) -> u64 {
+    let tick = tick.as_nanos().max(1);
+    let ticks = timeout.as_nanos().div_ceil(tick).saturating_add(1);
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::deadline_ticks;
+    use std::time::Duration;
+
+    #[test]
+    fn deadline_covers_the_timeout_whatever_the_phase_of_the_tick() {
+        let ms = Duration::from_millis;
+        assert_eq!(deadline_ticks(ms(100), ms(10)), 11);
+        assert_eq!(deadline_ticks(ms(105), ms(10)), 12);
+        assert_eq!(deadline_ticks(ms(1), ms(10)), 2);
+        assert_eq!(deadline_ticks(Duration::ZERO, ms(10)), 1);
+        assert_eq!(deadline_ticks(Duration::MAX, ms(1)), u64::MAX);
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -21,9 +20,6 @@ pub(crate) struct State {
     pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(crate) log: LogSink,
     pub(crate) plugin: Arc<str>,
-    /// When the running call (or instantiation) must stop; checked at every
-    /// epoch tick.
-    pub(crate) deadline: Option<Instant>,
 }
 
 impl WasiView for State {
