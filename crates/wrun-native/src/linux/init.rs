@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use super::proto::{self, Failure, FromHelper, HELPER_FD, InitConfig, ToHelper};
+use super::proto::{self, CgroupMount, Failure, FromHelper, HELPER_FD, InitConfig, ToHelper};
 use super::rootfs::{self, StepResult, cstr};
 use super::{caps, seccomp};
 use crate::error::Errno;
@@ -137,16 +137,30 @@ fn helper() -> Result<i32, String> {
     // SAFETY: pipe2 just returned these fds to us.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
 
-    // SAFETY: this process is single-threaded (a fresh exec that started no
-    // thread), so the child may run arbitrary code.
-    let pid = unsafe { libc::fork() };
+    // On cgroup v2 the child is born in its cgroup (clone3 with
+    // CLONE_INTO_CGROUP): writing a pid to cgroup.procs takes the kernel's
+    // global threadgroup lock, whose first writer waits out an RCU grace
+    // period, and v2 has no per-thread `tasks` file to avoid it with.
+    let (pid, joined) = match fork_into_cgroup(&cfg) {
+        Some(Ok(pid)) => (pid, true),
+        Some(Err(e)) if !matches!(e.0, libc::ENOSYS | libc::E2BIG | libc::EINVAL) => {
+            return fail("start the container in its cgroup".into(), e);
+        }
+        // A kernel without clone3 or CLONE_INTO_CGROUP (before 5.7), or
+        // cgroup v1: fork, and the child joins by writing to its cgroup.
+        _ => {
+            // SAFETY: this process is single-threaded (a fresh exec that
+            // started no thread), so the child may run arbitrary code.
+            (unsafe { libc::fork() }, false)
+        }
+    };
     if pid < 0 {
         return fail("fork".into(), Errno::last());
     }
     if pid == 0 {
         drop(rd);
         drop(sock);
-        let failure = container(&cfg, cgroupns, wr.as_raw_fd());
+        let failure = container(&cfg, cgroupns, joined, wr.as_raw_fd());
         let mut pipe = fs::File::from(wr);
         let _ = proto::send(&mut pipe, &failure);
         // SAFETY: _exit never returns and skips atexit handlers that belong
@@ -254,8 +268,70 @@ fn supervise(sock: &UnixStream, pid: libc::pid_t) -> Result<i32, String> {
 }
 
 /// The container's first process: returns only on failure.
-fn container(cfg: &InitConfig, cgroupns: bool, report_fd: libc::c_int) -> Failure {
-    match setup(cfg, cgroupns, report_fd) {
+/// The clone_args of clone3(2), up to `cgroup` (CLONE_ARGS_SIZE_VER2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Forks, as fork(2) does, with the child placed in the container's v2
+/// cgroup from its first instruction. `None` on cgroup v1 (or with no
+/// cgroup to join); `Some(Err)` if the cgroup cannot be opened or clone3
+/// fails (ENOSYS, E2BIG or EINVAL: the kernel lacks it; fork instead).
+fn fork_into_cgroup(cfg: &InitConfig) -> Option<Result<libc::pid_t, Errno>> {
+    let CgroupMount::V2 = cfg.cgroup_mount else {
+        return None;
+    };
+    let [procs] = cfg.cgroup_join.as_slice() else {
+        return None;
+    };
+    let dir = procs.parent()?;
+    let dir = match fs::File::open(dir) {
+        Ok(f) => f,
+        Err(e) => return Some(Err(Errno::from(e))),
+    };
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: dir.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed, with no
+    // stack: like fork, the child continues on a copy of this one's. This
+    // process is single-threaded (a fresh exec that started no thread), so
+    // the child may run arbitrary code, as after fork. Unlike glibc's fork,
+    // the raw call leaves the thread id glibc caches for the calling thread
+    // at the parent's; only pthread calls about the calling thread read it
+    // (raise, recursive mutexes), which the child's code does not make
+    // (Rust's locks do not use it), and the child ends in exec or _exit.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if pid < 0 {
+        return Some(Err(Errno::last()));
+    }
+    Some(Ok(pid as libc::pid_t))
+}
+
+fn container(cfg: &InitConfig, cgroupns: bool, joined: bool, report_fd: libc::c_int) -> Failure {
+    match setup(cfg, cgroupns, joined, report_fd) {
         Ok(never) => match never {},
         Err((step, errno, exec)) => Failure {
             step,
@@ -280,7 +356,12 @@ fn check(r: libc::c_int, what: impl FnOnce() -> String) -> SetupResult<()> {
     Ok(())
 }
 
-fn setup(cfg: &InitConfig, cgroupns: bool, report_fd: libc::c_int) -> SetupResult<Never> {
+fn setup(
+    cfg: &InitConfig,
+    cgroupns: bool,
+    joined: bool,
+    report_fd: libc::c_int,
+) -> SetupResult<Never> {
     let spec: &Spec = &cfg.spec;
     let process = spec.process().as_ref().ok_or((
         "read the spec's process".to_string(),
@@ -305,8 +386,10 @@ fn setup(cfg: &InitConfig, cgroupns: bool, report_fd: libc::c_int) -> SetupResul
         })?;
     }
 
-    // This process has one thread (see `Cgroup::join_files`).
-    for procs in &cfg.cgroup_join {
+    // This process has one thread (see `Cgroup::join_files`); on v2 it was
+    // born in its cgroup unless the kernel lacks CLONE_INTO_CGROUP.
+    let join: &[PathBuf] = if joined { &[] } else { &cfg.cgroup_join };
+    for procs in join {
         OpenOptions::new()
             .write(true)
             .open(procs)
