@@ -6,9 +6,15 @@
 //!   of the new pid namespace and becomes the workload: like docker without
 //!   `--init`, the workload *is* pid 1 (it reaps orphans only if it is
 //!   written to).
-//! - C joins the cgroup, unshares the cgroup namespace, builds the root
-//!   file system, drops privileges and execs the workload. A failure is
-//!   written on a close-on-exec pipe to H; a successful exec closes it.
+//! - C is in the container's cgroup before anything else: on v2 it is
+//!   born there (clone3 with CLONE_INTO_CGROUP), on v1 it moves its one
+//!   thread through each hierarchy's `tasks` file (neither takes the
+//!   kernel's global threadgroup lock that a write to `cgroup.procs` does).
+//!   It then unshares the cgroup namespace, builds the root file system,
+//!   drops privileges and execs the workload. A failure is written on a
+//!   close-on-exec pipe to H; a successful exec closes it.
+//! - The launcher may start H before it has the container's configuration
+//!   (`Launcher::prestart`), so H's exec overlaps the launcher's own work.
 //! - H stays outside the namespace as a waiter: it forwards the signals the
 //!   launcher asks for, reports the workload's exit status, and kills the
 //!   workload if the launcher goes away (its socket closes), so a SIGKILLed
