@@ -5,22 +5,50 @@
 use crate::{Error, Exit, Runner, argv};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
 use wrun_core::{LaunchSpec, Sandbox, Target};
 use wrun_image::program::{self, strings};
 use wrun_image::{ImageRecord, Store};
 use wrun_wasm::{Input, Job, Payload};
 
+/// How long past its timeout a guest may take to stop before `wait` gives
+/// up on it: an interrupted guest stops at its next Wasm instruction, but
+/// one blocked in a host call (a read of stdin, say) stops only when the
+/// call returns.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+
 /// A Wasm guest running on its own thread.
 #[derive(Debug)]
 pub struct Running {
-    thread: JoinHandle<Result<wrun_wasm::Outcome, wrun_wasm::Error>>,
+    result: mpsc::Receiver<Result<wrun_wasm::Outcome, wrun_wasm::Error>>,
+    name: String,
+    timeout: Option<Duration>,
 }
 
 impl Running {
+    /// The guest's outcome; with a timeout, at most the timeout (and a
+    /// grace) after it started: a guest still blocked in a host call then
+    /// is left to its thread, which ends when the call returns (or with
+    /// the process), and the run reports the timeout.
     pub(crate) fn wait(self) -> Result<Exit, Error> {
-        let outcome = self.thread.join().map_err(|_| Error::GuestThread)??;
+        let received = match self.timeout {
+            Some(after) => match self
+                .result
+                .recv_timeout(after.saturating_add(TIMEOUT_GRACE))
+            {
+                Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(Error::Wasm(wrun_wasm::Error::Timeout {
+                        name: self.name,
+                        after,
+                    }));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(Error::GuestThread),
+            },
+            None => self.result.recv().map_err(|_| Error::GuestThread)?,
+        };
+        let outcome = received?;
         Ok(Exit {
             code: outcome.exit_code,
             oom_killed: false,
@@ -37,11 +65,21 @@ pub(crate) fn start(
     let job = job(runner, spec, record)?;
     let rt = runner.wasm_runtime()?;
     let rt = Arc::clone(rt);
-    let thread = std::thread::Builder::new()
+    let name = job.name.clone();
+    let timeout = spec.sandbox.limit_values().timeout;
+    let (tx, result) = mpsc::sync_channel(1);
+    std::thread::Builder::new()
         .name("wasm-guest".into())
-        .spawn(move || rt.run(&job))
+        .spawn(move || {
+            // The waiter may have given up (a timeout): nobody to tell then.
+            let _ = tx.send(rt.run(&job));
+        })
         .map_err(|source| Error::Runtime { source })?;
-    Ok(Running { thread })
+    Ok(Running {
+        result,
+        name,
+        timeout,
+    })
 }
 
 fn job(runner: &Runner, spec: &LaunchSpec, record: Option<&ImageRecord>) -> Result<Job, Error> {
