@@ -59,7 +59,8 @@
 //! - `timeout`: wall-clock time; the guest is interrupted at its next loop
 //!   iteration or call and the run fails with [`Error::Timeout`]. A guest
 //!   blocked inside a host call (reading stdin, sleeping) is interrupted
-//!   only when it returns to Wasm code.
+//!   only when it returns to Wasm code; the `wrun` crate's launcher stops
+//!   waiting for such a guest a second after its timeout and reports it.
 //! - `pids`, `cpus`, `cpu_shares`, `memory_swap`: native only; a job that
 //!   sets one is refused with [`Error::Unsupported`].
 //! - `fuel`: Wasm instructions, roughly; running out is
