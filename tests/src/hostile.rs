@@ -43,6 +43,12 @@ struct Route {
 
 #[derive(Debug, Default)]
 struct State {
+    /// With [`Hostile::require_token`]: the user and password `/token`
+    /// accepts (HTTP Basic), and the tokens it has handed out.
+    token_auth: Option<(String, String)>,
+    tokens: Vec<String>,
+    /// The port served on (for the token realm's URL).
+    port: u16,
     routes: HashMap<String, Route>,
     misbehave: HashMap<String, Misbehave>,
     counts: HashMap<String, usize>,
@@ -66,7 +72,10 @@ impl Hostile {
     pub fn start() -> Hostile {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the hostile registry");
         let port = listener.local_addr().expect("its address").port();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            port,
+            ..State::default()
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         {
             let state = state.clone();
@@ -95,6 +104,14 @@ impl Hostile {
     /// `127.0.0.1:PORT/<name>`.
     pub fn reference(&self, name: &str) -> String {
         format!("{}/{name}", self.host())
+    }
+
+    /// From now on, every `/v2/` request needs a Bearer token, as Docker
+    /// Hub's registry does: without one it is answered 401 with a
+    /// `WWW-Authenticate: Bearer realm=…/token` challenge, and `/token`
+    /// hands tokens out only to HTTP Basic `user`:`password`.
+    pub fn require_token(&self, user: &str, password: &str) {
+        lock(&self.state).token_auth = Some((user.to_string(), password.to_string()));
     }
 
     /// The path of a manifest.
@@ -204,10 +221,16 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request = String::new();
     reader.read_line(&mut request)?;
+    let mut authorization = String::new();
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
             break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+        {
+            authorization = value.trim().to_string();
         }
     }
     let mut parts = request.split_whitespace();
@@ -232,6 +255,35 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         (s.routes.get(&path).cloned(), how)
     };
 
+    if let Some(denied) = token_auth(state, &path, &authorization) {
+        return match denied {
+            Gate::Token(token) => respond(
+                &mut out,
+                200,
+                "application/json",
+                None,
+                format!(r#"{{"token":"{token}","access_token":"{token}"}}"#).as_bytes(),
+                head,
+            ),
+            Gate::Challenge(challenge) => {
+                let body =
+                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+                write_head_with(
+                    &mut out,
+                    401,
+                    "application/json",
+                    &[("WWW-Authenticate", challenge)],
+                    body.len(),
+                )?;
+                if !head {
+                    out.write_all(body)?;
+                }
+                out.flush()?;
+                let _ = out.shutdown(std::net::Shutdown::Write);
+                Ok(())
+            }
+        };
+    }
     if path == "/v2/" || path == "/v2" {
         return respond(&mut out, 200, "application/json", None, b"{}", head);
     }
@@ -322,6 +374,49 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     }
 }
 
+/// What the token gate says about a request it does not let through.
+enum Gate {
+    /// `/token` with the right credentials: this token.
+    Token(String),
+    /// No (valid) credentials: 401 with this `WWW-Authenticate`.
+    Challenge(String),
+}
+
+/// `None`: no token auth, or a request with a token handed out before.
+fn token_auth(state: &Mutex<State>, path: &str, authorization: &str) -> Option<Gate> {
+    use base64::Engine as _;
+    let mut s = lock(state);
+    let (user, password) = s.token_auth.clone()?;
+    let realm = format!(
+        "realm=\"http://127.0.0.1:{}/token\",service=\"hostile\"",
+        s.port
+    );
+    if path == "/token" {
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        );
+        if authorization == expected {
+            let token = format!("token-{}", s.tokens.len() + 1);
+            s.tokens.push(token.clone());
+            return Some(Gate::Token(token));
+        }
+        return Some(Gate::Challenge(format!("Basic {realm}")));
+    }
+    let bearer = authorization.strip_prefix("Bearer ").unwrap_or_default();
+    if !bearer.is_empty() && s.tokens.iter().any(|t| t == bearer) {
+        return None;
+    }
+    let scope = path
+        .strip_prefix("/v2/")
+        .and_then(|p| p.split("/manifests/").next())
+        .and_then(|p| p.split("/blobs/").next())
+        .filter(|p| !p.is_empty())
+        .map(|p| format!(",scope=\"repository:{p}:pull\""))
+        .unwrap_or_default();
+    Some(Gate::Challenge(format!("Bearer {realm}{scope}")))
+}
+
 fn add_sent(state: &Mutex<State>, path: &str, n: usize) {
     *lock(state).sent.entry(path.to_string()).or_insert(0) += n;
 }
@@ -353,13 +448,32 @@ fn write_head(
     digest: Option<&str>,
     len: usize,
 ) -> std::io::Result<()> {
+    match digest {
+        Some(d) => write_head_with(
+            out,
+            code,
+            content_type,
+            &[("Docker-Content-Digest", d.to_string())],
+            len,
+        ),
+        None => write_head_with(out, code, content_type, &[], len),
+    }
+}
+
+fn write_head_with(
+    out: &mut TcpStream,
+    code: u16,
+    content_type: &str,
+    headers: &[(&str, String)],
+    len: usize,
+) -> std::io::Result<()> {
     let mut h = format!(
         "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\
          Docker-Distribution-API-Version: registry/2.0\r\nConnection: close\r\n",
         reason(code)
     );
-    if let Some(d) = digest {
-        h.push_str(&format!("Docker-Content-Digest: {d}\r\n"));
+    for (name, value) in headers {
+        h.push_str(&format!("{name}: {value}\r\n"));
     }
     h.push_str("\r\n");
     out.write_all(h.as_bytes())

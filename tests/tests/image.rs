@@ -885,6 +885,77 @@ fn auth_login_pull_push_logout() {
     assert!(line.contains(&reg.host()), "{line}");
 }
 
+#[test]
+fn bearer_token_auth_with_credentials_from_config_and_from_a_helper() {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let (user, pass) = ("alice", "t0ken-pass");
+    let image = fixture::small_image("bearer");
+    let h = hostile_with("private/tok", "v1", Tagged::Image(&image));
+    h.require_token(user, pass);
+    let reference = h.reference("private/tok:v1");
+    let env = Env::new();
+    let config = env.docker_config().join("config.json");
+    std::fs::create_dir_all(env.docker_config()).expect("create DOCKER_CONFIG");
+    let write_config = |v: Value| std::fs::write(&config, v.to_string()).expect("write config");
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+
+    // Anonymous: the registry's challenge is refused at the token realm.
+    let line = env.fail(&["pull", &reference]);
+    assert!(line.to_lowercase().contains("unauthorized"), "{line}");
+    env.assert_empty_after_failure();
+
+    // A wrong password in config.json: no token, nothing stored.
+    write_config(serde_json::json!({"auths": {h.host(): {"auth": b64(format!("{user}:nope"))}}}));
+    let line = env.fail(&["pull", &reference]);
+    assert!(line.to_lowercase().contains("unauthorized"), "{line}");
+    env.assert_empty_after_failure();
+
+    // The right one: the token is fetched with it, and every request
+    // carries the token (the gate refuses anything else).
+    write_config(serde_json::json!({"auths": {h.host(): {"auth": b64(format!("{user}:{pass}"))}}}));
+    let before = h.count("/token");
+    let r = env.ok(&["pull", "-q", &reference]);
+    assert_eq!(r.line(), image.manifest.digest);
+    assert!(h.count("/token") > before, "no token was requested");
+    env.ok(&["rmi", &reference]);
+
+    // From a credential helper named in credHelpers, found on PATH.
+    let bin = tempfile::tempdir().expect("create a bin directory");
+    let helper = bin.path().join("docker-credential-wruntest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{user}\",\"Secret\":\"{pass}\"}}' \"$server\"\n"
+        ),
+    )
+    .expect("write the helper");
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    write_config(serde_json::json!({"credHelpers": {h.host(): "wruntest"}}));
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let before = h.count("/token");
+    let out = env
+        .command(&["pull", "-q", &reference])
+        .env("PATH", &path)
+        .output()
+        .expect("run wrun pull");
+    assert!(
+        out.status.success(),
+        "pull with a credential helper: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        image.manifest.digest
+    );
+    assert!(h.count("/token") > before, "no token was requested");
+}
+
 // ---------------------------------------------------------------- bad input
 
 /// Pulls `reference` into a fresh store, expects wrun's failure, checks
