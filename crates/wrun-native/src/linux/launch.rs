@@ -123,13 +123,16 @@ impl Launcher {
         self
     }
 
-    /// Starts the init helper now, with the stdio set so far, so that its
-    /// start (an exec of the helper executable) overlaps the caller's work
-    /// until [`spawn`](Self::spawn), which then hands it the container.
-    /// Optional: `spawn` starts one itself when none is waiting. Changing
-    /// the helper or the stdio afterwards, or spawning a container with a
-    /// terminal (whose pty becomes the helper's stdio), discards it; so
-    /// does dropping the launcher.
+    /// Starts the init helper now, so that its start (an exec of the
+    /// helper executable) overlaps the caller's work until
+    /// [`spawn`](Self::spawn), which then hands it the container. Optional:
+    /// `spawn` starts one itself when none is waiting.
+    ///
+    /// The helper takes the stdio set so far, so set it first. Changing the
+    /// helper or any stdio afterwards discards the waiting helper together
+    /// with the stdio it took (what is not set again is then inherited);
+    /// so does spawning a container with a terminal (whose pty becomes the
+    /// stdio), and dropping the launcher.
     pub fn prestart(&mut self) -> Result<&mut Self> {
         if self.prestarted.is_none() {
             self.prestarted = Some(self.start_helper(None)?);
@@ -210,21 +213,24 @@ impl Launcher {
         self
     }
 
-    /// The workload's stdin (default: inherited). Taken by the next spawn.
+    /// The workload's stdin (default: inherited). Taken by the next spawn
+    /// (or [`prestart`](Self::prestart)).
     pub fn stdin(&mut self, s: impl Into<Stdio>) -> &mut Self {
         self.discard_prestarted();
         self.stdin = Some(s.into());
         self
     }
 
-    /// The workload's stdout (default: inherited). Taken by the next spawn.
+    /// The workload's stdout (default: inherited). Taken by the next spawn
+    /// (or [`prestart`](Self::prestart)).
     pub fn stdout(&mut self, s: impl Into<Stdio>) -> &mut Self {
         self.discard_prestarted();
         self.stdout = Some(s.into());
         self
     }
 
-    /// The workload's stderr (default: inherited). Taken by the next spawn.
+    /// The workload's stderr (default: inherited). Taken by the next spawn
+    /// (or [`prestart`](Self::prestart)).
     pub fn stderr(&mut self, s: impl Into<Stdio>) -> &mut Self {
         self.discard_prestarted();
         self.stderr = Some(s.into());
