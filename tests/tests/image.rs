@@ -886,6 +886,57 @@ fn auth_login_pull_push_logout() {
 }
 
 #[test]
+fn pull_draws_a_bar_per_layer_on_a_terminal() {
+    if !have_tools(&["script"]) {
+        return;
+    }
+    let image = fixture::small_image("bars");
+    let h = hostile_with("bars/app", "v1", Tagged::Image(&image));
+    let env = Env::new();
+    // The same command line as `env.run`, on a pseudo-terminal (script(1)).
+    let cmd = env.command(&["pull", &h.reference("bars/app:v1")]);
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect();
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => script.env(key, v),
+            None => script.env_remove(key),
+        };
+    }
+    let out = script.output().expect("run wrun under script(1)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    let short = &image.layers[0].blob.digest["sha256:".len()..][..12];
+    let full_bar = format!("{short} [{}]", "=".repeat(30));
+    assert!(
+        shown.contains(&full_bar),
+        "no finished bar for {short} in {shown:?}"
+    );
+    assert!(shown.contains(&image.manifest.digest), "{shown:?}");
+    // Off a terminal the same pull reports one line per layer instead.
+    env.ok(&["rmi", &h.reference("bars/app:v1")]);
+    let r = env.ok(&["pull", &h.reference("bars/app:v1")]);
+    assert_eq!(
+        r.stderr.lines().next(),
+        Some(format!("{short}: pulled").as_str()),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains(" ["),
+        "a bar off a terminal: {}",
+        r.stderr
+    );
+}
+
+#[test]
 fn bearer_token_auth_with_credentials_from_config_and_from_a_helper() {
     use base64::Engine as _;
     use std::os::unix::fs::PermissionsExt as _;
