@@ -308,14 +308,29 @@ fn multi_layer_wasm_image_sees_its_layers_merged_as_overlayfs_would() {
     let r = read("/etc/motd");
     assert_eq!(r.stdout, "motd from layer 2\n");
 
-    // The merge is kept per image and pruned with it.
+    // The merge is kept per image and pruned with it. A merge in progress
+    // (its process alive: this one) survives a prune; an interrupted one
+    // (its process gone) does not.
     let merged = env.root().join("cache/rootfs");
     assert_eq!(env.list("cache/rootfs").len(), 1, "one merged tree");
+    let mut gone = Command::new("true").spawn().expect("run true");
+    let gone_pid = gone.id();
+    gone.wait().expect("wait for true");
+    let live = merged.join(format!(".tmp-{}-0123456789ab", std::process::id()));
+    let dead = merged.join(format!(".tmp-{gone_pid}-0123456789ab"));
+    for d in [&live, &dead] {
+        std::fs::create_dir_all(d.join("etc")).expect("create a merge in progress");
+    }
     env.ok(&["rmi", &name]);
     env.ok(&["image", "prune"]);
-    assert!(
-        std::fs::read_dir(&merged).map(|d| d.count()).unwrap_or(0) == 0,
-        "the merged tree is pruned with its image"
+    assert_eq!(
+        env.list("cache/rootfs"),
+        [live
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned()],
+        "only the merge in progress is left"
     );
 }
 

@@ -307,9 +307,19 @@ fn is_opaque(dir: &Path) -> bool {
     n == 1 && value[0] == b'y'
 }
 
+/// Whether `name` is the temporary tree of a merge whose process runs.
+fn merging(name: &str) -> bool {
+    name.strip_prefix(".tmp-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
+}
+
 /// Removes the merged trees (see [`rootfs`]) of images no longer stored,
-/// and leftovers of merges that were interrupted. Returns 0: their files
-/// are hard links to layers, so removing them frees no data of its own.
+/// and leftovers of merges that were interrupted: a `.tmp-<pid>-…` tree
+/// whose process still runs is a merge in progress and is left alone.
+/// Returns 0: their files are hard links to layers, so removing them frees
+/// no data of its own.
 pub(crate) fn prune_merged(store: &Store) -> Result<u64, Error> {
     let cache = store.cache_dir("rootfs")?;
     let stored: std::collections::BTreeSet<String> = store
@@ -324,7 +334,7 @@ pub(crate) fn prune_merged(store: &Store) -> Result<u64, Error> {
     for entry in std::fs::read_dir(&cache).map_err(err(&cache))? {
         let entry = entry.map_err(err(&cache))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !stored.contains(&name) {
+        if !stored.contains(&name) && !merging(&name) {
             remove_any(&entry.path()).map_err(err(&entry.path()))?;
         }
     }
