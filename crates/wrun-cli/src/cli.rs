@@ -209,7 +209,7 @@ pub struct RunArgs {
     /// The platform to pull from a multi-platform image
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
-    /// User to run as: a name, a uid, or uid:gid (native only)
+    /// User to run as: USER or USER:GROUP, each a name or a number (native only)
     #[arg(short, long)]
     pub user: Option<String>,
     /// Hostname inside (native only)
