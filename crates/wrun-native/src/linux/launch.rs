@@ -798,17 +798,24 @@ const MOUNT_POINT_DIRS: [(&str, u32); 4] = [
 const MOUNT_POINT_FILES: [&str; 3] = ["etc/hosts", "etc/hostname", "etc/resolv.conf"];
 
 /// Whether the mount-point layer can sit on `layers` without changing what
-/// the image shows: none of them has one of its paths as anything but a
-/// directory (a symlinked /etc, say) or a regular file.
+/// the image shows. Overlayfs shows a directory with the attributes of the
+/// topmost layer that has it, so each of the layer's directories that an
+/// image layer also has must be there as the same directory (root's, same
+/// mode); its files must be regular files (they are mounted over, so their
+/// attributes do not show). Anything else (a symlinked /etc, an /etc of
+/// another mode) keeps the image as it is.
 fn fits_mount_points(layers: &[PathBuf]) -> bool {
+    use std::os::unix::fs::MetadataExt;
     layers.iter().all(|l| {
-        let is = |p: &str, dir: bool| {
-            l.join(p)
-                .symlink_metadata()
-                .map_or(true, |m| if dir { m.is_dir() } else { m.is_file() })
-        };
-        MOUNT_POINT_DIRS.iter().all(|(d, _)| is(d, true))
-            && MOUNT_POINT_FILES.iter().all(|f| is(f, false))
+        let dirs = MOUNT_POINT_DIRS.iter().all(|(d, mode)| {
+            l.join(d).symlink_metadata().map_or(true, |m| {
+                m.is_dir() && m.uid() == 0 && m.gid() == 0 && m.mode() & 0o7777 == *mode
+            })
+        });
+        let files = MOUNT_POINT_FILES
+            .iter()
+            .all(|f| l.join(f).symlink_metadata().map_or(true, |m| m.is_file()));
+        dirs && files
     })
 }
 
@@ -975,6 +982,49 @@ pub fn reap_stale(state_root: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_point_layer_only_where_it_changes_nothing_the_image_shows() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let layer = |name: &str, build: &dyn Fn(&Path)| {
+            let l = tmp.path().join(name);
+            fs::create_dir_all(&l).expect("layer");
+            build(&l);
+            l
+        };
+        let mkdir = |p: PathBuf, mode: u32| {
+            fs::create_dir_all(&p).expect("mkdir");
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        let empty = layer("empty", &|_| {});
+        let etc_0775 = layer("etc-0775", &|l| mkdir(l.join("etc"), 0o775));
+        let etc_link = layer("etc-link", &|l| {
+            symlink("usr/etc", l.join("etc")).expect("ln")
+        });
+        let hosts_dir = layer("hosts-dir", &|l| mkdir(l.join("etc/hosts"), 0o755));
+        let plain = layer("plain", &|l| {
+            mkdir(l.join("etc"), 0o755);
+            mkdir(l.join("proc"), 0o555);
+            fs::write(l.join("etc/hosts"), "x").expect("hosts");
+        });
+
+        assert!(fits_mount_points(std::slice::from_ref(&empty)));
+        assert!(
+            !fits_mount_points(&[empty.clone(), etc_0775]),
+            "another mode"
+        );
+        assert!(!fits_mount_points(&[etc_link]), "a symlinked /etc");
+        assert!(!fits_mount_points(&[hosts_dir]), "/etc/hosts a directory");
+        // Root's directories of the same modes (the files are root's only
+        // when the test runs as root).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(fits_mount_points(&[empty, plain]));
+        } else {
+            assert!(!fits_mount_points(&[empty, plain]), "not root's");
+        }
+    }
 
     #[test]
     fn exit_codes_follow_the_shell() {
