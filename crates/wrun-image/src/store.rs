@@ -112,6 +112,17 @@ impl Store {
         self.root.join(Self::layer_rel(diff_id))
     }
 
+    /// The unpacked directories of an image's tar layers, bottom first (a
+    /// Wasm module layer, which has no diff-id, has none).
+    pub fn layer_paths(&self, record: &ImageRecord) -> Vec<PathBuf> {
+        record
+            .layers
+            .iter()
+            .filter_map(|l| l.diff_id.as_ref())
+            .map(|d| self.layer_path(d))
+            .collect()
+    }
+
     /// Whether the blob is in the store.
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.dir.exists(Self::blob_rel(digest))

@@ -2,7 +2,6 @@
 //! and the launch spec, run by `wrun-native` on the image's shared layers.
 
 use crate::{Error, Exit, Runner};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -142,12 +141,7 @@ pub(crate) fn start(
     if let Some((rows, cols)) = spec.terminal_size {
         b.console_size(rows, cols);
     }
-    let layers: Vec<PathBuf> = record
-        .layers
-        .iter()
-        .filter_map(|l| l.diff_id.as_ref())
-        .map(|d| store.layer_path(d))
-        .collect();
+    let layers = store.layer_paths(record);
     let id = container_id();
     let oci = b.build(&id, &layers)?;
     // Remove what a SIGKILLed wrun left behind (its state directory,

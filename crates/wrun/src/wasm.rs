@@ -185,12 +185,7 @@ fn sandbox(spec: &LaunchSpec, config: &Value) -> Sandbox {
 /// costs directory entries, not data; a Wasm guest cannot mount an overlay,
 /// and it only ever sees the merge read-only.
 fn rootfs(store: &Store, record: &ImageRecord) -> Result<PathBuf, Error> {
-    let layers: Vec<PathBuf> = record
-        .layers
-        .iter()
-        .filter_map(|l| l.diff_id.as_ref())
-        .map(|d| store.layer_path(d))
-        .collect();
+    let layers = store.layer_paths(record);
     if let [one] = layers.as_slice() {
         return Ok(one.clone());
     }
