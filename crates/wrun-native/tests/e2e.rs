@@ -77,6 +77,39 @@ impl Env {
         })
     }
 
+    /// A layer holding `/probe/NAME`, the static build of
+    /// `tests/probes/NAME.c` (gcc and the static C library:
+    /// `apt-get install gcc libc6-dev`).
+    fn probe(&self, name: &str) -> Result<PathBuf, String> {
+        let layer = self
+            ._tmp
+            .path()
+            .join("layers")
+            .join(format!("probe-{name}"));
+        let bin = layer.join("probe").join(name);
+        if bin.exists() {
+            return Ok(layer);
+        }
+        fs::create_dir_all(layer.join("probe")).map_err(|e| e.to_string())?;
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/probes")
+            .join(format!("{name}.c"));
+        let out = std::process::Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&bin)
+            .arg(&src)
+            .output()
+            .map_err(|e| format!("run gcc (apt-get install gcc libc6-dev): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "gcc {}: {}",
+                src.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(layer)
+    }
+
     fn spawn(
         &self,
         id: &str,
@@ -616,9 +649,14 @@ fn host_state_unchanged(env: &Env) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| n != ".mount-points")
+        .filter(|n| n != ".mount-points" && n != ".empty")
         .collect();
     ensure!(left.is_empty(), "state left: {left:?}");
+    // The bottom layer of the sealed helper's overlay stays, empty.
+    let empty = fs::read_dir(env.state.join(".empty"))
+        .map_err(|e| e.to_string())?
+        .count();
+    ensure!(empty == 0, "the helper overlay's empty layer has {empty} entries");
     // The shared mount-point layer stays, as it was made: empty mount
     // points, never written by a container.
     let points = env.state.join(".mount-points");
@@ -1078,7 +1116,104 @@ const TESTS: &[Test] = &[
     ("seccomp_profile_file", seccomp_profile_file),
     ("spec_sysctl_and_rlimits", spec_sysctl_and_rlimits),
     ("prestarted_helper", prestarted_helper),
+    ("workload_starts_clean", workload_starts_clean),
+    (
+        "helper_binary_cannot_be_overwritten",
+        helper_binary_cannot_be_overwritten,
+    ),
 ];
+
+fn status_field<'a>(status: &'a str, field: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(str::trim)
+}
+
+/// The workload starts with every signal at its default disposition,
+/// nothing blocked, and no descriptor of its launcher beyond stdio.
+fn workload_starts_clean(env: &Env) -> Result<(), String> {
+    // A descriptor this process holds without close-on-exec, as a careless
+    // caller of the library might.
+    // SAFETY: open with a NUL-terminated path and plain flags.
+    let leaked = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+    ensure!(
+        leaked >= 3,
+        "open /dev/null: {}",
+        std::io::Error::last_os_error()
+    );
+    let result = (|| {
+        for init in [false, true] {
+            let o = env.run("clean-status", |b| {
+                b.init(init).args(["cat", "/proc/self/status"]);
+            })?;
+            expect_ok(&o)?;
+            for field in ["SigIgn:", "SigBlk:"] {
+                ensure!(
+                    status_field(&o.stdout, field) == Some("0000000000000000"),
+                    "{field} {:?} (init {init})",
+                    status_field(&o.stdout, field)
+                );
+            }
+        }
+        let o = env.run("clean-fds", |b| {
+            b.args(["ls", "/proc/self/fd"]);
+        })?;
+        expect_ok(&o)?;
+        let fds: Vec<&str> = o.stdout.split_whitespace().collect();
+        // 3 is ls's own descriptor on the directory it lists.
+        ensure!(fds == ["0", "1", "2", "3"], "descriptors {fds:?}");
+        // With SIGPIPE at its default, the writer of a closed pipe dies of
+        // it (128 + 13) instead of failing with EPIPE.
+        let o = env.sh("clean-pipe", "(seq 1000000; echo $? >&2) | head -1")?;
+        ensure!(
+            o.stdout == "1\n" && o.stderr == "141\n",
+            "stdout {:?} stderr {:?}",
+            o.stdout,
+            o.stderr
+        );
+        Ok(())
+    })();
+    // SAFETY: closes the descriptor opened above, owned by nobody else.
+    unsafe { libc::close(leaked) };
+    result
+}
+
+/// CVE-2019-5736 as it is done: from inside a container whose pid 1 is
+/// wrun's own executable (`--init`), hold `/proc/1/exe`, make pid 1 exec
+/// something else with ptrace, and reopen the handle for writing. The
+/// reopen must be refused as read-only (or the file sealed) and the host's
+/// binary stay as it was. Without the seal the reopen here fails only with
+/// ETXTBSY, because the launcher and the waiting helper still run the
+/// binary: luck that a detached container or an OCI `create` does not have,
+/// so that answer fails the test too.
+fn helper_binary_cannot_be_overwritten(env: &Env) -> Result<(), String> {
+    let probe = env.probe("exe_attack")?;
+    let helper = std::env::current_exe().map_err(|e| e.to_string())?;
+    let before = fs::read(&helper).map_err(|e| e.to_string())?;
+    let mut layers = env.layers.clone();
+    layers.push(probe);
+    let mut b = SpecBuilder::new();
+    b.init(true).args(["/probe/exe_attack"]);
+    let spec = b.build("exe-attack", &layers).map_err(|e| chain(&e))?;
+    let mut c = Launcher::new(&env.state)
+        .helper(&helper)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn("exe-attack", &spec, &layers)
+        .map_err(|e| chain(&e))?;
+    let (out, err) = collect(&mut c, |_| {})?;
+    let status = c.wait().map_err(|e| chain(&e))?;
+    let after = fs::read(&helper).map_err(|e| e.to_string())?;
+    ensure!(before == after, "the helper binary changed on the host");
+    ensure!(
+        out.starts_with("refused: EROFS") || out.starts_with("sealed"),
+        "probe said {out:?} {err:?} (exit {})",
+        status.exit_code()
+    );
+    Ok(())
+}
 
 fn skip_or_fail(reason: &str) -> ExitCode {
     if std::env::var("WRUN_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {

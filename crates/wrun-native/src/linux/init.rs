@@ -376,13 +376,7 @@ fn setup(
     ))?;
     let linux = spec.linux().clone().unwrap_or_default();
 
-    set_disposition(libc::SIG_DFL);
-    // SAFETY: an empty set is valid; unblocks every signal for the workload.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    }
+    reset_signals();
     // SAFETY: setsid has no arguments.
     check(unsafe { libc::setsid() }, || "setsid".into())?;
     if process.terminal() == Some(true) {
@@ -563,6 +557,8 @@ fn setup(
             .map_err(|e| ("set oom_score_adj".to_string(), Errno::from(e), None))?;
     }
 
+    close_inherited_fds()?;
+
     let c = process.capabilities().clone().unwrap_or_default();
     caps::limit_bounding(caps::mask(c.bounding().as_ref()))
         .map_err(|e| ("limit the capability bounding set".to_string(), e, None))?;
@@ -630,6 +626,85 @@ fn setup(
     // null-terminated arrays that live across the call.
     unsafe { libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     Err((format!("exec {arg0}"), Errno::last(), Some(arg0)))
+}
+
+/// Starts the workload clean, as runc does: every signal's disposition
+/// back to the default (an ignored signal stays ignored across exec, and
+/// this process inherited SIGPIPE ignored from the Rust runtime and the
+/// forwarded ones ignored by the helper) and nothing blocked.
+fn reset_signals() {
+    // The kernel's sigaction (this layout on x86_64 and aarch64), set with
+    // the raw call: the C library refuses to touch the signals it reserves
+    // for itself (32 and 33 in glibc), and those can arrive ignored too.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `default` is a valid kernel sigaction (SIG_DFL, no flags,
+        // empty mask) of the size passed; no old action is asked for.
+        #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        // SAFETY: SIG_DFL is a valid disposition for every signal.
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL)
+        };
+    }
+    // SAFETY: `set` is initialised by sigemptyset before it is read, and
+    // SIG_SETMASK with it unblocks every signal.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Marks every descriptor above stdio close-on-exec, so the workload
+/// inherits none of its launcher's: this process's own (the report pipe,
+/// the helper's socket) already are, anything else came from whoever
+/// started the launcher.
+fn close_inherited_fds() -> SetupResult<()> {
+    // SAFETY: close_range takes plain integers; with CLOSE_RANGE_CLOEXEC it
+    // only sets a flag on the descriptors in the range and closes none.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err((
+            "mark inherited descriptors close-on-exec".into(),
+            Errno::last(),
+            None,
+        ));
+    }
+    Ok(())
 }
 
 /// Signals the reaper does not forward: they mean a fault of the reaper itself.

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::cgroup::{Cgroup, Hierarchy};
 use super::init::INIT_VERB;
 use super::proto::{self, CgroupMount, FromHelper, HELPER_FD, InitConfig, ToHelper};
+use super::sealed::SealedExe;
 use crate::error::{Errno, Error, Result};
 
 /// How a container ended.
@@ -70,6 +71,12 @@ struct State {
 /// binary, which must call [`maybe_init`](crate::maybe_init) first thing in
 /// `main`), cgroups under `/sys/fs/cgroup`, and the container's stdio is
 /// this process's.
+///
+/// The helper is never exec'd from its host path but from a view of it no
+/// process can open for writing (a detached read-only overlayfs mount, or a
+/// sealed memfd copy), made once per launcher: a container process that
+/// gets hold of the helper's `/proc/PID/exe` cannot overwrite the host's
+/// binary (CVE-2019-5736).
 #[derive(Debug)]
 pub struct Launcher {
     state_root: PathBuf,
@@ -79,6 +86,7 @@ pub struct Launcher {
     stdout: Option<Stdio>,
     stderr: Option<Stdio>,
     prestarted: Option<Helper>,
+    sealed: Option<SealedExe>,
 }
 
 /// An init helper that has been started and waits for its configuration.
@@ -112,6 +120,7 @@ impl Launcher {
             stdout: None,
             stderr: None,
             prestarted: None,
+            sealed: None,
         }
     }
 
@@ -119,6 +128,7 @@ impl Launcher {
     /// [`maybe_init`](crate::maybe_init)).
     pub fn helper(&mut self, path: impl Into<PathBuf>) -> &mut Self {
         self.discard_prestarted();
+        self.sealed = None;
         self.helper = path.into();
         self
     }
@@ -155,8 +165,9 @@ impl Launcher {
         })?;
         let theirs = OwnedFd::from(theirs);
         let their_fd = theirs.as_raw_fd();
-        let mut cmd = Command::new(&self.helper);
-        cmd.arg(INIT_VERB).env_clear();
+        let exe = self.sealed_helper()?.path();
+        let mut cmd = Command::new(exe);
+        cmd.arg0("wrun").arg(INIT_VERB).env_clear();
         if let Some(s) = self.stdin.take() {
             cmd.stdin(s);
         }
@@ -205,6 +216,19 @@ impl Launcher {
             source: e,
         })?;
         Ok(Helper { child, sock: ours })
+    }
+
+    /// The helper executable, sealed (once per launcher).
+    fn sealed_helper(&mut self) -> Result<&SealedExe> {
+        let sealed = match self.sealed.take() {
+            Some(s) => s,
+            None => {
+                fs::create_dir_all(&self.state_root)
+                    .map_err(|e| Error::io("create", &self.state_root, e))?;
+                SealedExe::new(&self.helper, &self.state_root.join(".empty"))?
+            }
+        };
+        Ok(self.sealed.insert(sealed))
     }
 
     /// Where the cgroup file systems are mounted.

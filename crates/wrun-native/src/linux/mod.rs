@@ -7,6 +7,7 @@ mod init;
 mod launch;
 mod proto;
 mod rootfs;
+mod sealed;
 mod seccomp;
 #[cfg(target_arch = "x86_64")]
 mod syscalls_x86_64;
