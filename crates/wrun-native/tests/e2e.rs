@@ -616,7 +616,7 @@ fn host_state_unchanged(env: &Env) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| n != ".mount-points")
+        .filter(|n| n != ".mount-points" && n != ".seccomp")
         .collect();
     ensure!(left.is_empty(), "state left: {left:?}");
     // The shared mount-point layer stays, as it was made: empty mount
@@ -876,7 +876,7 @@ fn seccomp_profile_file(env: &Env) -> Result<(), String> {
     fs::write(
         &profile,
         r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
-            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13},
+            {"names":["mkdir","mkdirat","no_such_call"],"action":"SCMP_ACT_ERRNO","errnoRet":13},
             {"names":["chmod"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":511,"op":"SCMP_CMP_EQ"}]},
             {"names":["fchmodat"],"action":"SCMP_ACT_ERRNO","args":[{"index":2,"value":511,"op":"SCMP_CMP_EQ"}]}
         ]}"#,

@@ -8,8 +8,6 @@ mod launch;
 mod proto;
 mod rootfs;
 mod seccomp;
-#[cfg(target_arch = "x86_64")]
-mod syscalls_x86_64;
 
 pub use init::{INIT_VERB, init_main, maybe_init};
 pub use launch::{Container, ExitStatus, Launcher, Signaller, reap_stale, resize_pty};
