@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs wrun's whole test suite on a fresh Debian machine, as root:
 # installs what the tests use (the CNCF registry, skopeo, umoci, htpasswd,
-# a static busybox for native images, a C compiler and static C library for
+# a static busybox for native images, libseccomp and podman's seccomp
+# profile for the native seccomp tests, a C compiler and static C library for
 # the probes run inside containers), builds the binary, runs every test.
 # Tests start their own registries on 127.0.0.1; nothing else is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker-registry skopeo umoci apache2-utils busybox-static gcc libc6-dev)
+packages=(docker-registry skopeo umoci apache2-utils busybox-static
+    libseccomp-dev pkg-config golang-github-containers-common gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -93,6 +93,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// libseccomp could not compile a seccomp filter (`add a rule for
+    /// mount` …).
+    #[error("compile seccomp filter: {what}")]
+    SeccompCompile {
+        /// The step that failed.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// A host file operation of the launcher failed.
     #[error("{action} {path}")]
     Io {

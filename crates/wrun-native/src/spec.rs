@@ -116,15 +116,20 @@ impl Volume {
 /// Which seccomp filter the container gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum SeccompPolicy {
-    /// wrun's default profile, equivalent in effect to docker's: the calls
-    /// docker's allow-list leaves out fail with `EPERM` (see
-    /// [`default_seccomp`]).
+    /// wrun's default profile, docker's: an allow-list, and every other
+    /// call fails with `EPERM` (see [`default_seccomp`]).
     #[default]
     Default,
     /// No filter (`--security-opt seccomp=unconfined`).
     Unconfined,
-    /// A profile file in docker's JSON format or the runtime spec's
-    /// `linux.seccomp` format (`--security-opt seccomp=FILE`).
+    /// A profile file in docker's JSON format (podman's
+    /// `/usr/share/containers/seccomp.json` is one: `archMap`, `includes`
+    /// and `excludes` by capability, architecture and `minKernel`, decided
+    /// against the container's capabilities and the running kernel;
+    /// `errnoRet`, `defaultErrnoRet`) or the runtime spec's `linux.seccomp`
+    /// format (`architectures`, `flags`), for `--security-opt
+    /// seccomp=FILE`. Actions: allow, errno, kill (thread or process),
+    /// trap, log and trace; notify is refused.
     Profile(PathBuf),
 }
 
@@ -658,23 +663,38 @@ impl SpecBuilder {
     }
 }
 
-/// wrun's default seccomp filter for a container holding `caps`.
+/// wrun's default seccomp filter for a container holding `caps`, as a
+/// runtime-spec `linux.seccomp` (the form an OCI caller's config.json
+/// gives, compiled by the same code).
 ///
-/// Docker's default profile is an allow-list of about 370 calls; wrun
-/// expresses the same policy as its complement (a deny-list): every call is
-/// allowed except the ones docker's list omits on x86_64 (kernel modules,
-/// kexec, mount and namespace calls, pivot_root, keyrings, bpf, perf,
-/// clock setting, reboot, swap, quotas, NUMA migration, userfaultfd, …),
-/// which fail with `EPERM`; `clone` with namespace flags fails with `EPERM`
-/// and `clone3` with `ENOSYS` (so libc falls back to `clone`); `personality`
-/// is limited to docker's five personas and `socket` refuses `AF_VSOCK`. As
-/// in docker, a call comes back when the container holds the capability
-/// that governs it (`CAP_SYS_ADMIN` gives back mount, unshare, setns …).
+/// It is docker's default profile (moby/profiles `seccomp/default.json`),
+/// written as wrun's own data rule for rule: an allow-list of about 360
+/// calls, and every other call fails with `EPERM`, including the ones
+/// Linux adds after the list was written and the ones it leaves out on
+/// purpose (io_uring, keyrings, kexec, kernel modules, userfaultfd, swap,
+/// NUMA migration …). As in docker:
+/// - the calls of a capability come back when the container holds it:
+///   `CAP_SYS_ADMIN` gives mount, unshare, setns, the new mount API,
+///   bpf, perf_event_open, sethostname, quotactl …; `CAP_SYS_BOOT`
+///   reboot, `CAP_SYS_CHROOT` chroot, `CAP_SYS_MODULE` the module calls,
+///   `CAP_SYS_PACCT` acct, `CAP_SYS_PTRACE` kcmp, pidfd_getfd,
+///   process_madvise, `CAP_SYS_RAWIO` iopl and ioperm, `CAP_SYS_TIME`
+///   the clock setters, `CAP_SYS_TTY_CONFIG` vhangup, `CAP_SYS_NICE` the
+///   NUMA policy calls, `CAP_SYSLOG` syslog, `CAP_BPF` bpf,
+///   `CAP_PERFMON` perf_event_open, `CAP_DAC_READ_SEARCH`
+///   open_by_handle_at;
+/// - without `CAP_SYS_ADMIN`, `clone` with a namespace flag (mask
+///   `0x7E020000`) fails with `EPERM` and `clone3`, whose flags a filter
+///   cannot see, with `ENOSYS`, so libc falls back to `clone`;
+/// - `personality` is limited to docker's five personas, `socket`
+///   refuses `AF_ALG` and `AF_VSOCK`, ptrace needs Linux 4.8;
+/// - the filter covers the native architecture and its 32-bit ABIs
+///   (x86 and x32 on x86_64, arm on aarch64).
 ///
-/// The difference from an allow-list: calls added to Linux after docker's
-/// list was written (e.g. `fchmodat2`, `futex_wait`, `mseal`) are allowed
-/// here, where an allow-list refuses them until it is updated. A profile
-/// file ([`SeccompPolicy::Profile`]) gives an exact allow-list when needed.
+/// When compiled (with libseccomp), a call name the installed libseccomp
+/// does not know is skipped, and, as runc does, a call numbered above
+/// every call the profile names fails with `ENOSYS` rather than `EPERM`,
+/// so libc falls back from a call newer than the profile.
 pub fn default_seccomp(caps: &Capabilities) -> LinuxSeccomp {
     seccomp_profile::default_profile(caps)
 }

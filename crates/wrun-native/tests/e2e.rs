@@ -649,7 +649,7 @@ fn host_state_unchanged(env: &Env) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| n != ".mount-points" && n != ".empty")
+        .filter(|n| n != ".mount-points" && n != ".empty" && n != ".seccomp")
         .collect();
     ensure!(left.is_empty(), "state left: {left:?}");
     // The bottom layer of the sealed helper's overlay stays, empty.
@@ -914,7 +914,7 @@ fn seccomp_profile_file(env: &Env) -> Result<(), String> {
     fs::write(
         &profile,
         r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
-            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13},
+            {"names":["mkdir","mkdirat","no_such_call"],"action":"SCMP_ACT_ERRNO","errnoRet":13},
             {"names":["chmod"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":511,"op":"SCMP_CMP_EQ"}]},
             {"names":["fchmodat"],"action":"SCMP_ACT_ERRNO","args":[{"index":2,"value":511,"op":"SCMP_CMP_EQ"}]}
         ]}"#,
@@ -944,6 +944,196 @@ fn seccomp_profile_file(env: &Env) -> Result<(), String> {
         "stderr {:?}",
         o.stderr
     );
+    Ok(())
+}
+
+/// podman's seccomp profile (Debian: golang-github-containers-common), the
+/// reference the comparison test loads through wrun's profile loader.
+const PODMAN_PROFILE: &str = "/usr/share/containers/seccomp.json";
+
+/// What a probed call must get.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Want {
+    /// Succeeded.
+    Ok,
+    /// Failed with this errno.
+    Errno(i32),
+    /// Let through by the filter: the kernel answered (success or an error
+    /// other than EPERM and ENOSYS, with the probe's arguments).
+    Allowed,
+    /// Not EPERM: ENOSYS (refused as a call newer than the profile) or
+    /// let through, depending on which calls this libseccomp knows.
+    NotEperm,
+}
+
+impl Want {
+    fn matches(self, got: &str) -> bool {
+        let errno: Option<i32> = got.parse().ok();
+        match self {
+            Want::Ok => errno == Some(0),
+            Want::Errno(e) => errno == Some(e),
+            Want::Allowed => errno.is_some_and(|e| e != libc::EPERM && e != libc::ENOSYS),
+            Want::NotEperm => errno.is_some_and(|e| e != libc::EPERM),
+        }
+    }
+}
+
+const EPERM: Want = Want::Errno(libc::EPERM);
+const ENOSYS: Want = Want::Errno(libc::ENOSYS);
+
+/// `(probe, wrun's default, podman's profile)` for docker's default
+/// capability set. `None` for podman: not probed, because the profile lets
+/// the call through and the kernel would autoload a module on the host.
+const SECCOMP_CASES: &[(&str, Want, Option<Want>)] = &[
+    ("getpid", Want::Ok, Some(Want::Ok)),
+    ("openat", Want::Ok, Some(Want::Ok)),
+    // docker refuses io_uring (not on its list); podman's profile does not
+    // list it either, and its default answer is ENOSYS.
+    ("io_uring_setup", EPERM, Some(ENOSYS)),
+    ("add_key", EPERM, Some(ENOSYS)),
+    // podman's profile allows keyctl, unshare and clone3 and leaves them
+    // to capabilities; a user namespace needs none.
+    ("keyctl", EPERM, Some(Want::Allowed)),
+    ("unshare_user", EPERM, Some(Want::Ok)),
+    ("unshare_mount", EPERM, Some(EPERM)),
+    ("perf_event_open", EPERM, Some(EPERM)),
+    ("bpf", EPERM, Some(EPERM)),
+    ("mount", EPERM, Some(EPERM)),
+    ("clone_newns", EPERM, Some(EPERM)),
+    ("clone_plain", Want::Ok, Some(Want::Ok)),
+    ("clone3", ENOSYS, Some(Want::Allowed)),
+    ("personality_linux", Want::Ok, Some(Want::Ok)),
+    ("personality_query", Want::Ok, Some(Want::Ok)),
+    // A persona docker does not list: refused by both, with each
+    // profile's default errno.
+    ("personality_bad", EPERM, Some(ENOSYS)),
+    ("socket_vsock", EPERM, None),
+    ("socket_alg", EPERM, None),
+    ("socket_unix", Want::Ok, Some(Want::Ok)),
+    ("userfaultfd", EPERM, Some(EPERM)),
+    ("ptrace", Want::Allowed, Some(Want::Allowed)),
+    ("kexec_load", EPERM, Some(EPERM)),
+    // On docker's list, but newer than what libseccomp 2.5.4 knows.
+    ("fchmodat2", Want::NotEperm, Some(Want::NotEperm)),
+    // A number no kernel has yet: ENOSYS from both (runc's rule in wrun,
+    // podman's default errno).
+    ("new_600", ENOSYS, Some(ENOSYS)),
+];
+
+/// Builds tests/seccomp_probe.c statically into `dir`.
+fn build_probe(dir: &Path) -> Result<(), String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seccomp_probe.c");
+    let out = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(dir.join("probe"))
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("gcc (apt-get install gcc): {e}"))?;
+    ensure!(
+        out.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Runs the probe in a container and returns `probe -> answer`.
+fn probe(
+    env: &Env,
+    id: &str,
+    dir: &Path,
+    names: &[&str],
+    configure: impl FnOnce(&mut SpecBuilder),
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let o = env.run(id, |b| {
+        b.volume(Volume {
+            host: dir.to_path_buf(),
+            container: "/probe".into(),
+            access: Access::ReadOnly,
+        })
+        .arg("/probe/probe")
+        .args(names.iter().copied());
+        configure(b);
+    })?;
+    expect_ok(&o)?;
+    Ok(o.stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// wrun's default filter and podman's profile (through wrun's loader),
+/// each decided by the real kernel inside a container with docker's
+/// default capabilities: every call gets the answer the table says, and
+/// where the two differ the table says why.
+fn seccomp_default_matches_docker(env: &Env) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    build_probe(dir.path())?;
+    let all: Vec<&str> = SECCOMP_CASES.iter().map(|c| c.0).collect();
+    let ours = probe(env, "sc-default", dir.path(), &all, |_| {})?;
+    ensure!(
+        Path::new(PODMAN_PROFILE).exists(),
+        "no {PODMAN_PROFILE} (apt-get install golang-github-containers-common)"
+    );
+    let podman_names: Vec<&str> = SECCOMP_CASES
+        .iter()
+        .filter(|c| c.2.is_some())
+        .map(|c| c.0)
+        .collect();
+    let theirs = probe(env, "sc-podman", dir.path(), &podman_names, |b| {
+        b.seccomp(SeccompPolicy::Profile(PODMAN_PROFILE.into()));
+    })?;
+    let mut wrong = Vec::new();
+    for (name, want_ours, want_theirs) in SECCOMP_CASES {
+        let got = ours.get(*name).map(String::as_str).unwrap_or("missing");
+        if !want_ours.matches(got) {
+            wrong.push(format!("default: {name} got {got}, want {want_ours:?}"));
+        }
+        if let Some(want) = want_theirs {
+            let got = theirs.get(*name).map(String::as_str).unwrap_or("missing");
+            if !want.matches(got) {
+                wrong.push(format!("podman: {name} got {got}, want {want:?}"));
+            }
+        }
+    }
+    // WRUN_E2E_SHOW=1 prints every answer.
+    if std::env::var_os("WRUN_E2E_SHOW").is_some() {
+        println!("default {ours:?}\npodman {theirs:?}");
+    }
+    ensure!(wrong.is_empty(), "{}", wrong.join("; "));
+
+    // CAP_SYS_ADMIN gives back the namespace and mount calls, and clone3.
+    let admin = probe(
+        env,
+        "sc-admin",
+        dir.path(),
+        &[
+            "unshare_mount",
+            "mount",
+            "clone_newns",
+            "clone3",
+            "bpf",
+            "io_uring_setup",
+        ],
+        |b| {
+            b.cap_add("SYS_ADMIN");
+        },
+    )?;
+    for (name, want) in [
+        ("unshare_mount", Want::Ok),
+        ("mount", Want::Ok),
+        ("clone_newns", Want::Ok),
+        ("clone3", Want::Allowed),
+        ("bpf", Want::Allowed),
+        ("io_uring_setup", EPERM),
+    ] {
+        let got = admin.get(name).map(String::as_str).unwrap_or("missing");
+        ensure!(
+            want.matches(got),
+            "with CAP_SYS_ADMIN: {name} got {got}, want {want:?}"
+        );
+    }
     Ok(())
 }
 
@@ -1114,6 +1304,10 @@ const TESTS: &[Test] = &[
     ("init_reaps_and_forwards", init_reaps_and_forwards),
     ("tty_through_a_pty", tty_through_a_pty),
     ("seccomp_profile_file", seccomp_profile_file),
+    (
+        "seccomp_default_matches_docker",
+        seccomp_default_matches_docker,
+    ),
     ("spec_sysctl_and_rlimits", spec_sysctl_and_rlimits),
     ("prestarted_helper", prestarted_helper),
     ("workload_starts_clean", workload_starts_clean),

@@ -513,19 +513,10 @@ fn setup(
             || "set no_new_privs".into(),
         )?;
     }
-    let filter = match linux.seccomp() {
-        Some(profile) => Some(seccomp::compile(profile).map_err(|e| {
-            (
-                format!("compile seccomp filter: {e}"),
-                Errno(libc::EINVAL),
-                None,
-            )
-        })?),
-        None => None,
-    };
+    let filter = cfg.seccomp.as_ref();
     // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN, which
     // the workload may be about to lose: install it now.
-    if let (Some(f), false) = (&filter, nnp) {
+    if let (Some(f), false) = (filter, nnp) {
         seccomp::install(f).map_err(|e| ("install seccomp filter".to_string(), e, None))?;
     }
 
@@ -596,7 +587,7 @@ fn setup(
     caps::set_ambient(caps::mask(c.ambient().as_ref()))
         .map_err(|e| ("set ambient capabilities".to_string(), e, None))?;
 
-    if let (Some(f), true) = (&filter, nnp) {
+    if let (Some(f), true) = (filter, nnp) {
         seccomp::install(f).map_err(|e| ("install seccomp filter".to_string(), e, None))?;
     }
     // Set last: changing credentials clears the parent-death signal.

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::cgroup::{Cgroup, Hierarchy};
 use super::init::INIT_VERB;
 use super::proto::{self, CgroupMount, FromHelper, HELPER_FD, InitConfig, ToHelper};
+use super::seccomp;
 use super::sealed::SealedExe;
 use crate::error::{Errno, Error, Result};
 
@@ -267,8 +268,9 @@ impl Launcher {
     /// behind).
     ///
     /// # Ambient Authority
-    /// Creates the state directory and cgroup by path, reads the host's
-    /// /etc/resolv.conf, and runs the helper executable.
+    /// Creates the state directory (and its seccomp cache) and cgroup by
+    /// path, reads the host's /etc/resolv.conf, and runs the helper
+    /// executable.
     pub fn spawn(&mut self, id: &str, spec: &Spec, layers: &[PathBuf]) -> Result<Container> {
         check_id(id)?;
         // SAFETY: geteuid has no preconditions.
@@ -279,6 +281,15 @@ impl Launcher {
             return Err(Error::invalid("the image has no layers"));
         }
         check_supported(spec)?;
+        // Compiled here (once per profile, see `seccomp`), so the helper
+        // only installs it.
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(profile) => Some(seccomp::compile_cached(
+                profile,
+                &self.state_root.join(SECCOMP_CACHE),
+            )?),
+            None => None,
+        };
         for l in layers {
             let s = l.to_string_lossy();
             if !l.is_absolute() || s.contains(':') || s.contains(',') {
@@ -384,6 +395,7 @@ impl Launcher {
             cgroup_mount,
             console: pty.as_ref().map(|p| p.path.clone()),
             etc_files,
+            seccomp,
         }));
         let started = proto::send(&ours, &config)
             .map_err(|e| Error::Protocol {
@@ -813,6 +825,9 @@ fn check_supported(spec: &Spec) -> Result<()> {
 /// costs inodes to create and remove at every start), as docker's
 /// per-container init layer does. Container ids never start with `.`.
 const MOUNT_POINTS: &str = ".mount-points";
+/// Compiled seccomp programs, by digest of libseccomp's version and the
+/// profile (see `seccomp::compile_cached`).
+const SECCOMP_CACHE: &str = ".seccomp";
 const MOUNT_POINT_DIRS: [(&str, u32); 4] = [
     ("proc", 0o555),
     ("sys", 0o555),

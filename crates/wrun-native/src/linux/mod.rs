@@ -9,8 +9,6 @@ mod proto;
 mod rootfs;
 mod sealed;
 mod seccomp;
-#[cfg(target_arch = "x86_64")]
-mod syscalls_x86_64;
 
 pub use init::{INIT_VERB, init_main, maybe_init};
 pub use launch::{Container, ExitStatus, Launcher, Signaller, reap_stale, resize_pty};

@@ -8,6 +8,8 @@ use oci_spec::runtime::Spec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::seccomp::Program;
+
 /// The file descriptor the helper finds its socket on.
 pub(crate) const HELPER_FD: i32 = 3;
 
@@ -29,6 +31,8 @@ pub(crate) struct InitConfig {
     pub console: Option<PathBuf>,
     /// Files bound into the container (/etc/hosts …), with their contents.
     pub etc_files: Vec<(PathBuf, String)>,
+    /// The spec's `linux.seccomp`, compiled by the launcher.
+    pub seccomp: Option<Program>,
 }
 
 /// The cgroup file system the container sees.
