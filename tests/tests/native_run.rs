@@ -267,7 +267,9 @@ impl Fx {
             .env
             .list("containers")
             .into_iter()
-            .filter(|n| n != ".mount-points")
+            // Dot-names are shared by every container (the mount-point
+            // layer, the sealed helper's empty layer, compiled filters).
+            .filter(|n| !n.starts_with('.'))
             .collect();
         let points = self.env.root().join("containers/.mount-points");
         if points.exists() {
@@ -932,6 +934,78 @@ fn env_workdir_entrypoint_args_and_user() {
     fx.assert_clean();
 }
 
+/// The busybox image with a second layer of `top` entries over it.
+fn busybox_with(top: &[TarEntry]) -> Image {
+    let base = busybox_layer();
+    let top = Layer::tar(top, Compression::Gzip);
+    let cfg = serde_json::json!({
+        "architecture": host_arch(),
+        "os": "linux",
+        "config": {"Cmd": ["id"]},
+        "rootfs": {"type": "layers", "diff_ids": [base.diff_id.clone(), top.diff_id.clone()]},
+    });
+    ImageBuilder::new()
+        .config_bytes(&serde_json::to_vec(&cfg).expect("serialize a config"))
+        .layer(base)
+        .layer(top)
+        .build()
+}
+
+#[test]
+fn users_are_read_from_the_image_never_from_the_host() {
+    let Some(fx) = setup() else { return };
+    const APT: &str = "root:x:0:0:root:/root:/bin/sh\n_apt:x:4242:65534::/nonexistent:/bin/false\n";
+    // /etc is an absolute symlink inside the image: its users are found.
+    let cfg = fx.add_image(
+        "etc-link:1",
+        &busybox_with(&[
+            TarEntry::dir("cfg", 0o755),
+            TarEntry::file("cfg/passwd", 0o644, APT.as_bytes()),
+            TarEntry::file("cfg/group", 0o644, b"root:x:0:\nnogroup:x:65534:\n"),
+            TarEntry::symlink("etc", "/cfg"),
+        ]),
+    );
+    let r = fx.run_image(
+        &cfg,
+        &["--user", "_apt"],
+        &["sh", "-c", "id -u; id -g; echo $HOME"],
+    );
+    assert_code(&r, 0, "--user through /etc -> /cfg");
+    assert_eq!(r.stdout, "4242\n65534\n/nonexistent\n");
+
+    // /etc pointing at /etc, or a passwd pointing out of the image: the
+    // host's /etc/passwd (which has _apt and root) is never read.
+    let looped = fx.add_image(
+        "etc-loop:1",
+        &busybox_with(&[TarEntry::symlink("etc", "/etc")]),
+    );
+    let escaping = fx.add_image(
+        "passwd-out:1",
+        &busybox_with(&[
+            TarEntry::dir("etc", 0o755),
+            TarEntry::symlink("etc/passwd", "../../../../../../etc/passwd"),
+        ]),
+    );
+    for image in [&looped, &escaping] {
+        for user in ["_apt", "root"] {
+            let r = fx.run_image(image, &["--user", user], &["id", "-u"]);
+            assert_code(&r, 125, "a user only the host knows");
+            let lines = stderr_lines(&r);
+            assert!(
+                lines.len() == 1
+                    && lines[0].ends_with(&format!(
+                        ": unable to find user {user}: no matching entries in passwd file"
+                    )),
+                "{image}: {lines:?}"
+            );
+        }
+        let r = fx.run_image(image, &["--user", "42"], &["id", "-u"]);
+        assert_code(&r, 0, "a numeric user needs no passwd");
+        assert_eq!(r.stdout, "42\n");
+    }
+    fx.assert_clean();
+}
+
 #[test]
 fn exit_codes_follow_docker() {
     let Some(fx) = setup() else { return };
@@ -1008,8 +1082,8 @@ fn open_pty(rows: u16, cols: u16) -> (std::fs::File, std::fs::File) {
     // SAFETY: plain calls on the valid master fd.
     assert!(unsafe { libc::grantpt(fd) == 0 && libc::unlockpt(fd) == 0 });
     let mut buf = [0 as libc::c_char; 128];
-    // SAFETY: buf is writable for its length.
     assert_eq!(
+        // SAFETY: buf is writable for its length.
         unsafe { libc::ptsname_r(fd, buf.as_mut_ptr(), buf.len()) },
         0
     );
@@ -1029,8 +1103,8 @@ fn open_pty(rows: u16, cols: u16) -> (std::fs::File, std::fs::File) {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: TIOCSWINSZ reads a winsize that lives across the call.
     assert_eq!(
+        // SAFETY: TIOCSWINSZ reads a winsize that lives across the call.
         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
         0
     );

@@ -11,10 +11,7 @@
 //! 5. otherwise native.
 
 use crate::media;
-use cap_std::fs::Dir;
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
 use wrun_core::{Classification, ImageKind, Rule};
 
 /// What classification looks at, gathered from the manifest and config.
@@ -149,96 +146,11 @@ pub fn resolve_program(
         let wd = working_dir.unwrap_or("/");
         return Some(format!("{}/{program}", wd.trim_end_matches('/')));
     }
-    let path = path_env.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path = path_env.unwrap_or(wrun_core::DEFAULT_PATH);
     path.split(':')
         .filter(|d| d.starts_with('/'))
         .map(|d| format!("{}/{program}", d.trim_end_matches('/')))
         .find(|p| exists(p))
-}
-
-/// Reads up to `n` bytes of the file at the absolute `path` of the root file
-/// system made of `layers` (top first), following symlinks inside that root
-/// and honouring overlay whiteouts. Never looks outside the layer
-/// directories: each is accessed through its own capability.
-pub fn read_head_in_layers(layers: &[Dir], path: &str, n: u64) -> Option<Vec<u8>> {
-    let mut target = normalize(Path::new(path))?;
-    for _ in 0..40 {
-        let mut redirected = None;
-        // Walk the components so that a symlinked directory on the way is
-        // resolved at the root, not inside one layer.
-        let mut prefix = PathBuf::new();
-        let comps: Vec<_> = target.components().collect();
-        for (i, c) in comps.iter().enumerate() {
-            prefix.push(c);
-            let (layer, meta) = find_in_layers(layers, &prefix)?;
-            if meta.file_type().is_symlink() {
-                let link = layer.read_link_contents(&prefix).ok()?;
-                let base = prefix.parent().map(Path::to_path_buf).unwrap_or_default();
-                let mut next = if link.is_absolute() {
-                    PathBuf::new()
-                } else {
-                    base
-                };
-                next.push(link.strip_prefix("/").unwrap_or(&link));
-                for rest in &comps[i + 1..] {
-                    next.push(rest);
-                }
-                redirected = Some(normalize(&Path::new("/").join(next))?);
-                break;
-            }
-            if i + 1 == comps.len() {
-                if !meta.is_file() {
-                    return None;
-                }
-                let f = layer.open(&prefix).ok()?;
-                let mut buf = Vec::new();
-                f.take(n).read_to_end(&mut buf).ok()?;
-                return Some(buf);
-            }
-        }
-        target = redirected?;
-    }
-    None
-}
-
-fn find_in_layers<'a>(layers: &'a [Dir], rel: &Path) -> Option<(&'a Dir, cap_std::fs::Metadata)> {
-    for layer in layers {
-        match layer.symlink_metadata(rel) {
-            Ok(meta) => {
-                if is_whiteout(&meta) {
-                    return None;
-                }
-                return Some((layer, meta));
-            }
-            Err(_) => continue,
-        }
-    }
-    None
-}
-
-fn is_whiteout(meta: &cap_std::fs::Metadata) -> bool {
-    use cap_std::fs::{FileTypeExt, MetadataExt};
-    meta.file_type().is_char_device() && meta.rdev() == 0
-}
-
-/// `/a/./b/../c` → `a/c`, relative to the root; `..` never climbs above it.
-fn normalize(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(s) => out.push(s),
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::RootDir | Component::CurDir => {}
-            Component::Prefix(_) => return None,
-        }
-    }
-    if out.as_os_str().is_empty() {
-        None
-    } else {
-        Some(out)
-    }
 }
 
 #[cfg(test)]
@@ -353,30 +265,6 @@ mod tests {
                 kind: ImageKind::Native,
                 rule: Rule::Default
             }
-        );
-    }
-
-    #[test]
-    fn reads_through_layers_and_symlinks() {
-        let lower = tempfile::tempdir().expect("tempdir");
-        let upper = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(lower.path().join("usr/bin")).expect("mkdir");
-        std::fs::write(lower.path().join("usr/bin/real"), b"\0asm\x01\0\0\0").expect("write");
-        std::fs::create_dir_all(upper.path().join("bin")).expect("mkdir");
-        // An absolute link in the upper layer resolves in the merged root, not on the host.
-        std::os::unix::fs::symlink("/usr/bin/real", upper.path().join("bin/app")).expect("symlink");
-        std::os::unix::fs::symlink("/etc/passwd", upper.path().join("bin/escape"))
-            .expect("symlink");
-        let open = |p: &Path| Dir::open_ambient_dir(p, cap_std::ambient_authority()).expect("open");
-        let layers = [open(upper.path()), open(lower.path())];
-        assert_eq!(
-            read_head_in_layers(&layers, "/bin/app", 4).as_deref(),
-            Some(&b"\0asm"[..])
-        );
-        assert_eq!(read_head_in_layers(&layers, "/bin/escape", 4), None);
-        assert_eq!(
-            read_head_in_layers(&layers, "/../../usr/bin/real", 2).as_deref(),
-            Some(&b"\0a"[..])
         );
     }
 }

@@ -142,6 +142,22 @@ pub enum Error {
         /// The image's manifest digest.
         image: String,
     },
+    /// A user the image's `/etc/passwd` and `/etc/group` do not resolve.
+    #[error(transparent)]
+    UnknownUser {
+        /// What is unknown.
+        #[from]
+        source: wrun_core::UnknownUser,
+    },
+    /// The layers of a multi-layer image could not be merged into one tree.
+    #[error("merge the image's layers at {}", path.display())]
+    Merge {
+        /// The path that failed.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A Wasm image whose program could not be found in its files.
     #[error("wasm program {path} not found in the image")]
     ProgramNotFound {

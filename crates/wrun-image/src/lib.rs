@@ -10,6 +10,7 @@ pub mod auth;
 pub mod classify;
 pub mod digest;
 mod error;
+pub mod layers;
 pub mod program;
 pub mod pull;
 pub mod push;
@@ -19,6 +20,7 @@ pub mod unpack;
 
 pub use digest::Digest;
 pub use error::Error;
+pub use layers::LayerStack;
 pub use store::Store;
 pub use wrun_core::{Classification, ImageKind};
 

@@ -1,25 +1,48 @@
-//! The Wasm program a stored image holds: its Wasm layer, or the file its
-//! entrypoint names among its layers' files. `wrun run` and `wrun-plugin`
-//! both find it here.
+//! What a stored image runs: its config's defaults (read once, typed) and
+//! its Wasm program (its Wasm layer, or the file its entrypoint names among
+//! its files). `wrun run` and `wrun-plugin` both find them here.
 
-use crate::{Error, ImageKind, ImageRecord, Store, classify, pull};
+use crate::layers::LayerStack;
+use crate::{Error, ImageKind, ImageRecord, Store, media};
+use oci_spec::image::ImageConfiguration;
 use serde_json::Value;
+use wrun_core::ImageDefaults;
 
-/// The `config` object of the image's config blob (Entrypoint, Cmd, Env,
-/// WorkingDir …), or `null` when it has none.
-pub fn config(store: &Store, record: &ImageRecord) -> Result<Value, Error> {
+/// The typed config of a stored image. A Wasm artifact's config
+/// (`application/vnd.wasm.config.v0+json`) is not an image config and
+/// gives `None`.
+pub fn image_config(
+    store: &Store,
+    record: &ImageRecord,
+) -> Result<Option<ImageConfiguration>, Error> {
+    if record.config.media_type == media::WASM_CONFIG {
+        return Ok(None);
+    }
     let bytes = store.read_blob(&record.config.digest)?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|source| Error::Malformed {
-        what: format!("config {}", record.config.digest),
-        source,
-    })?;
-    Ok(v.get("config").cloned().unwrap_or(Value::Null))
+    parse_config(&bytes, &record.config.digest.to_string()).map(Some)
 }
 
-/// The strings of the array `key` of an image config object (`Env`,
-/// `Entrypoint`, `Cmd`); empty when it is missing or not an array.
-pub fn strings(config: &Value, key: &str) -> Vec<String> {
-    config
+/// Parses an image config blob.
+pub(crate) fn parse_config(bytes: &[u8], digest: &str) -> Result<ImageConfiguration, Error> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Malformed {
+        what: format!("config {digest}"),
+        source,
+    })
+}
+
+/// What the image's config says to run (Entrypoint, Cmd, Env, WorkingDir,
+/// User); empty for a Wasm artifact, whose config says none of it.
+pub fn defaults(store: &Store, record: &ImageRecord) -> Result<ImageDefaults, Error> {
+    Ok(image_config(store, record)?
+        .as_ref()
+        .map(ImageDefaults::from_config)
+        .unwrap_or_default())
+}
+
+/// The strings of the array `key` of a JSON object; empty when it is
+/// missing or not an array.
+pub fn strings(object: &Value, key: &str) -> Vec<String> {
+    object
         .get(key)
         .and_then(Value::as_array)
         .map(|a| {
@@ -31,41 +54,18 @@ pub fn strings(config: &Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The `PATH` of an image config object's `Env`, if it sets one.
-pub fn path_env(config: &Value) -> Option<String> {
-    strings(config, "Env")
-        .into_iter()
-        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
-}
-
-/// The `WorkingDir` of an image config object, unless missing or empty.
-pub fn working_dir(config: &Value) -> Option<&str> {
-    config
-        .get("WorkingDir")
-        .and_then(Value::as_str)
-        .filter(|w| !w.is_empty())
-}
-
 /// The bytes of `program` (as argv\[0\] names it) among the files of a
 /// tar-layer image, looked up as the image's `PATH` and working directory
-/// (from `config`, see [`config`]) say.
+/// (or `workdir`, `-w`) say.
 pub fn find(
     store: &Store,
     record: &ImageRecord,
-    config: &Value,
+    defaults: &ImageDefaults,
+    workdir: Option<&str>,
     program: &str,
 ) -> Result<Vec<u8>, Error> {
-    let dirs = pull::open_layers(store, &record.layers)?;
-    let path_env = path_env(config);
-    let found =
-        classify::resolve_program(program, working_dir(config), path_env.as_deref(), &|p| {
-            classify::read_head_in_layers(&dirs, p, 0).is_some()
-        })
-        .ok_or_else(|| Error::ProgramNotFound {
-            path: program.to_string(),
-        })?;
-    classify::read_head_in_layers(&dirs, &found, u64::MAX)
-        .ok_or(Error::ProgramNotFound { path: found })
+    let (_, bytes) = LayerStack::open(store, record)?.find_program(program, defaults, workdir)?;
+    Ok(bytes)
 }
 
 /// The Wasm binary a run of a Wasm image with no options runs: the blob of
@@ -84,11 +84,10 @@ pub fn default_wasm(store: &Store, record: &ImageRecord) -> Result<Vec<u8>, Erro
     if let Some(layer) = record.wasm_layer() {
         return store.read_blob(&layer.digest);
     }
-    let config = config(store, record)?;
-    let mut argv = strings(&config, "Entrypoint");
-    argv.extend(strings(&config, "Cmd"));
+    let defaults = defaults(store, record)?;
+    let argv = defaults.argv(None, &[]);
     let program = argv.first().ok_or_else(|| Error::NoProgram {
         image: record.digest.to_string(),
     })?;
-    find(store, record, &config, program)
+    find(store, record, &defaults, None, program)
 }

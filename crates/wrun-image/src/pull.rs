@@ -7,6 +7,7 @@
 use crate::auth::AuthFile;
 use crate::classify::{self, Facts};
 use crate::digest::Digest;
+use crate::layers::LayerStack;
 use crate::store::{BlobWriter, Store};
 use crate::unpack::{self, Compression, UnpackOptions};
 use crate::{Blob, Error, ImageRecord, Layer, Platform, media, program, reference};
@@ -21,7 +22,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
-use wrun_core::PullPolicy;
+use wrun_core::{ImageDefaults, PullPolicy};
 
 /// Reports the progress of a pull; the CLI draws bars with it.
 pub trait Progress: Send + Sync {
@@ -567,14 +568,14 @@ pub(crate) async fn store_image<F: Fetch>(
             what: format!("config {}", config.digest),
             source,
         })?;
-    if config.media_type == media::OCI_CONFIG || config.media_type == media::DOCKER_CONFIG {
-        // A full image config must parse as one; artifacts carry their own.
-        serde_json::from_value::<oci_spec::image::ImageConfiguration>(config_json.clone())
-            .map_err(|source| Error::Malformed {
-                what: format!("config {}", config.digest),
-                source,
-            })?;
-    }
+    // A full image config must parse as one; artifacts carry their own.
+    let defaults =
+        if config.media_type == media::OCI_CONFIG || config.media_type == media::DOCKER_CONFIG {
+            let typed = program::parse_config(&config_bytes, &config.digest.to_string())?;
+            ImageDefaults::from_config(&typed)
+        } else {
+            ImageDefaults::default()
+        };
     let diff_ids: Vec<Digest> = config_json
         .pointer("/rootfs/diff_ids")
         .and_then(Value::as_array)
@@ -667,10 +668,11 @@ pub(crate) async fn store_image<F: Fetch>(
             &config,
             &layer_records,
             &config_json,
+            &defaults,
             manifest.annotations().as_ref(),
         );
-        let dirs = open_layers(store, &layer_records)?;
-        classify::classify(&facts, &|p| classify::read_head_in_layers(&dirs, p, 8))
+        let files = LayerStack::open_layers(store, &layer_records)?;
+        classify::classify(&facts, &|p| files.read_head(p, 8))
     };
     let record = ImageRecord {
         digest: manifest_digest.clone(),
@@ -689,29 +691,14 @@ pub(crate) async fn store_image<F: Fetch>(
     Ok(record)
 }
 
-/// The unpacked layer directories of an image, top first.
-pub fn open_layers(store: &Store, layers: &[Layer]) -> Result<Vec<cap_std::fs::Dir>, Error> {
-    layers
-        .iter()
-        .rev()
-        .filter_map(|l| l.diff_id.as_ref())
-        .map(|d| {
-            let path = store.layer_path(d);
-            cap_std::fs::Dir::open_ambient_dir(&path, cap_std::ambient_authority())
-                .map_err(Error::io("open layer", path))
-        })
-        .collect()
-}
-
 fn facts(
     config: &Blob,
     layers: &[Layer],
     cfg: &Value,
+    defaults: &ImageDefaults,
     annotations: Option<&std::collections::HashMap<String, String>>,
 ) -> Facts {
     let c = cfg.get("config").unwrap_or(&Value::Null);
-    let mut argv = program::strings(c, "Entrypoint");
-    argv.extend(program::strings(c, "Cmd"));
     let mut all: BTreeMap<String, String> = BTreeMap::new();
     if let Some(labels) = c.get("Labels").and_then(Value::as_object) {
         for (k, v) in labels {
@@ -737,9 +724,9 @@ fn facts(
             .unwrap_or_default()
             .to_string(),
         annotations: all,
-        program: argv.into_iter().next(),
-        working_dir: program::working_dir(c).map(str::to_string),
-        path_env: program::path_env(c),
+        program: defaults.argv(None, &[]).into_iter().next(),
+        working_dir: defaults.working_dir.clone(),
+        path_env: defaults.path().map(str::to_string),
     }
 }
 

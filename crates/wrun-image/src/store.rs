@@ -112,6 +112,14 @@ impl Store {
         self.root.join(Self::layer_rel(diff_id))
     }
 
+    /// An unpacked layer directory, opened through the store's capability.
+    pub fn open_layer(&self, diff_id: &Digest) -> Result<Dir, Error> {
+        let rel = Self::layer_rel(diff_id);
+        self.dir
+            .open_dir(&rel)
+            .map_err(Error::io("open layer", self.root.join(rel)))
+    }
+
     /// The unpacked directories of an image's tar layers, bottom first (a
     /// Wasm module layer, which has no diff-id, has none).
     pub fn layer_paths(&self, record: &ImageRecord) -> Vec<PathBuf> {

@@ -41,7 +41,7 @@ fn run(state: &str, layers: &[PathBuf], command: &[String]) -> Result<u8, wrun_n
     let id = format!("run-{}", std::process::id());
     let spec = wrun_native::SpecBuilder::new()
         .args(command.iter().cloned())
-        .build(&id, layers)?;
+        .build(&id)?;
     let container = wrun_native::Launcher::new(state).spawn(&id, &spec, layers)?;
     let status = container.wait()?;
     if status.oom_killed() {

@@ -68,15 +68,6 @@ pub enum Error {
         reason: String,
     },
 
-    /// The image's user could not be resolved through its /etc/passwd and /etc/group.
-    #[error("unable to find user {user}: {reason}")]
-    UnknownUser {
-        /// The user as given (`name`, `uid`, `name:group` …).
-        user: String,
-        /// Why it could not be resolved.
-        reason: String,
-    },
-
     /// A capability name is not known.
     #[error("unknown capability {name:?}")]
     UnknownCapability {

@@ -1,24 +1,20 @@
 //! Building an OCI runtime spec from an image config and `wrun run` options,
 //! as podman and containerd build one.
 
-use std::collections::HashSet;
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
     LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
     LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, ProcessBuilder,
     RootBuilder, Spec, SpecBuilder as OciSpecBuilder, UserBuilder, get_default_mounts,
 };
-use wrun_core::{Access, Limits, Network};
+use wrun_core::{Access, Identity, Limits, Network};
 
 use crate::error::{Error, Result};
 use crate::seccomp_profile;
 
-/// The `PATH` a container gets when its image sets none (docker's).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub use wrun_core::DEFAULT_PATH;
 
 /// The capabilities docker grants a container by default.
 pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
@@ -136,11 +132,16 @@ pub enum SeccompPolicy {
 /// Builds the runtime [`Spec`] for one container from an image config and
 /// the `wrun run` options.
 ///
+/// The command line, the environment and the user come already merged with
+/// the image's config (`wrun_core::ImageDefaults`) and resolved through the
+/// image's files (`wrun_image::LayerStack::identity`): this builder never
+/// reads an image.
+///
 /// Defaults, as docker's:
-/// - command: the image's Entrypoint + Cmd; no environment beyond the
-///   image's Env, `PATH` (if the image sets none), `HOSTNAME` and `HOME`;
-/// - user: the image's User (root if none), working directory: the image's
-///   WorkingDir (`/` if none);
+/// - no command (one must be given with [`arg`](Self::arg)); no environment
+///   beyond `PATH` (if none is given), `HOSTNAME`, `TERM` (with a terminal)
+///   and `HOME` (the user's, if none is given);
+/// - user: root; working directory `/`;
 /// - namespaces pid, mount, uts, ipc, cgroup and net (an own network
 ///   namespace with only loopback: no network unless asked);
 /// - mounts /proc, /dev (tmpfs), /dev/pts, /dev/shm, /dev/mqueue, /sys
@@ -150,15 +151,9 @@ pub enum SeccompPolicy {
 ///   filter; no resource limit; no host directory.
 #[derive(Debug, Clone, Default)]
 pub struct SpecBuilder {
-    image_entrypoint: Vec<String>,
-    image_cmd: Vec<String>,
-    image_env: Vec<String>,
-    image_user: Option<String>,
-    image_workdir: Option<String>,
-    entrypoint: Option<Vec<String>>,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    user: Option<String>,
+    identity: Option<Identity>,
     workdir: Option<String>,
     hostname: Option<String>,
     volumes: Vec<Volume>,
@@ -176,27 +171,12 @@ pub struct SpecBuilder {
 }
 
 impl SpecBuilder {
-    /// A builder with no image config: the command must be given with
-    /// [`arg`](Self::arg).
+    /// A builder with nothing granted (see the type's defaults).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A builder starting from an image's config (Entrypoint, Cmd, Env,
-    /// User, WorkingDir).
-    pub fn from_image(image: &ImageConfiguration) -> Self {
-        let mut b = Self::default();
-        if let Some(c) = image.config() {
-            b.image_entrypoint = c.entrypoint().clone().unwrap_or_default();
-            b.image_cmd = c.cmd().clone().unwrap_or_default();
-            b.image_env = c.env().clone().unwrap_or_default();
-            b.image_user = c.user().clone().filter(|u| !u.is_empty());
-            b.image_workdir = c.working_dir().clone().filter(|w| !w.is_empty());
-        }
-        b
-    }
-
-    /// Appends a command argument; any argument replaces the image's Cmd.
+    /// Appends a command argument (the first is the program).
     pub fn arg(&mut self, arg: impl Into<String>) -> &mut Self {
         self.args.push(arg.into());
         self
@@ -212,23 +192,17 @@ impl SpecBuilder {
         self
     }
 
-    /// Replaces the image's Entrypoint (`--entrypoint`); as docker, this also
-    /// drops the image's Cmd. An empty vector clears the entrypoint.
-    pub fn entrypoint(&mut self, entrypoint: Vec<String>) -> &mut Self {
-        self.entrypoint = Some(entrypoint);
-        self
-    }
-
-    /// Sets an environment variable, overriding the image's.
+    /// Sets an environment variable; a later value of a key replaces an
+    /// earlier one.
     pub fn env(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
         self.env.push((key.into(), value.into()));
         self
     }
 
-    /// Runs as `user` (`name`, `uid`, `name:group`, `uid:gid`), resolved
-    /// through the image's /etc/passwd and /etc/group.
-    pub fn user(&mut self, user: impl Into<String>) -> &mut Self {
-        self.user = Some(user.into());
+    /// Runs as `identity` (default: root), whose home is `HOME` unless the
+    /// environment sets one.
+    pub fn identity(&mut self, identity: Identity) -> &mut Self {
+        self.identity = Some(identity);
         self
     }
 
@@ -319,31 +293,23 @@ impl SpecBuilder {
         self
     }
 
-    /// Builds the spec for container `id` whose root filesystem is the
-    /// unpacked `layers` (bottom first); the layers are read (never written)
-    /// to resolve the user through /etc/passwd and /etc/group.
+    /// Builds the spec for container `id`.
     ///
     /// # Ambient Authority
-    /// Reads the layer directories and a seccomp profile file by path.
-    pub fn build(&self, id: &str, layers: &[PathBuf]) -> Result<Spec> {
-        let args = self.command()?;
+    /// Reads a seccomp profile file by path.
+    pub fn build(&self, id: &str) -> Result<Spec> {
+        if self.args.is_empty() {
+            return Err(Error::invalid("no command specified"));
+        }
+        let args = self.args.clone();
         let caps = self.capabilities()?;
-        let user_spec = self
-            .user
-            .clone()
-            .or_else(|| self.image_user.clone())
-            .unwrap_or_else(|| "0".to_string());
-        let ident = resolve_user(&user_spec, layers)?;
+        let ident = self.identity.clone().unwrap_or_else(Identity::root);
         let hostname = self
             .hostname
             .clone()
             .unwrap_or_else(|| id.chars().take(12).collect());
         let env = self.environment(&hostname, &ident.home);
-        let cwd = self
-            .workdir
-            .clone()
-            .or_else(|| self.image_workdir.clone())
-            .unwrap_or_else(|| "/".to_string());
+        let cwd = self.workdir.clone().unwrap_or_else(|| "/".to_string());
         if !cwd.starts_with('/') {
             return Err(Error::invalid(format!(
                 "the working directory {cwd:?} is not absolute"
@@ -438,22 +404,6 @@ impl SpecBuilder {
             .map_err(oci)
     }
 
-    fn command(&self) -> Result<Vec<String>> {
-        let mut args = match &self.entrypoint {
-            Some(ep) => ep.clone(),
-            None => self.image_entrypoint.clone(),
-        };
-        if !self.args.is_empty() {
-            args.extend(self.args.iter().cloned());
-        } else if self.entrypoint.is_none() {
-            args.extend(self.image_cmd.iter().cloned());
-        }
-        if args.is_empty() {
-            return Err(Error::invalid("no command specified"));
-        }
-        Ok(args)
-    }
-
     fn environment(&self, hostname: &str, home: &str) -> Vec<String> {
         let mut env: Vec<(String, String)> = Vec::new();
         let mut set = |k: &str, v: &str| {
@@ -463,12 +413,10 @@ impl SpecBuilder {
                 env.push((k.to_string(), v.to_string()));
             }
         };
+        // docker's order: its defaults, then the container's environment
+        // (the image's Env merged with the launch's), which wins.
         set("PATH", DEFAULT_PATH);
         set("HOSTNAME", hostname);
-        for kv in &self.image_env {
-            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
-            set(k, v);
-        }
         if self.tty {
             set("TERM", "xterm");
         }
@@ -781,214 +729,34 @@ fn parse_capability(name: &str) -> Result<Option<Capability>> {
         })
 }
 
-/// A user resolved to numbers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Identity {
-    pub uid: u32,
-    pub gid: u32,
-    pub additional_gids: Vec<u32>,
-    pub home: String,
-}
-
-/// Reads `etc/<name>` from the top-most layer that has it.
-fn read_etc(layers: &[PathBuf], name: &str) -> Option<String> {
-    for layer in layers.iter().rev() {
-        if layer.join("etc").join(format!(".wh.{name}")).exists() {
-            return None;
-        }
-        let p = layer.join("etc").join(name);
-        // Never follow a symlink out of the layer.
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.is_file() => return fs::read_to_string(&p).ok(),
-            Ok(_) => return None,
-            Err(_) => continue,
-        }
-    }
-    None
-}
-
-/// Resolves `name`, `uid`, `name:group`, `uid:gid` as docker does.
-pub(crate) fn resolve_user(spec: &str, layers: &[PathBuf]) -> Result<Identity> {
-    let passwd = read_etc(layers, "passwd").unwrap_or_default();
-    let group = read_etc(layers, "group").unwrap_or_default();
-    resolve_user_in(spec, &passwd, &group)
-}
-
-fn resolve_user_in(spec: &str, passwd: &str, group: &str) -> Result<Identity> {
-    let unknown = |reason: String| Error::UnknownUser {
-        user: spec.to_string(),
-        reason,
-    };
-    let (user_part, group_part) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    if user_part.is_empty() {
-        return Err(unknown("empty user name".into()));
-    }
-    // name:password:uid:gid:gecos:home:shell
-    let entries: Vec<Vec<&str>> = passwd
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 4)
-        .collect();
-    let by_name = entries.iter().find(|f| f[0] == user_part);
-    let numeric = user_part.parse::<u32>().ok();
-    let (uid, mut gid, name, home) = match (by_name, numeric) {
-        (Some(f), _) => {
-            let uid = f[2]
-                .parse::<u32>()
-                .map_err(|_| unknown(format!("bad uid in passwd entry {:?}", f[0])))?;
-            let gid = f[3]
-                .parse::<u32>()
-                .map_err(|_| unknown(format!("bad gid in passwd entry {:?}", f[0])))?;
-            let home = f.get(5).copied().filter(|h| !h.is_empty()).unwrap_or("/");
-            (uid, gid, Some(f[0].to_string()), home.to_string())
-        }
-        (None, Some(uid)) => {
-            let found = entries
-                .iter()
-                .find(|f| f[2].parse::<u32>().ok() == Some(uid));
-            match found {
-                Some(f) => (
-                    uid,
-                    f[3].parse::<u32>().unwrap_or(0),
-                    Some(f[0].to_string()),
-                    f.get(5)
-                        .copied()
-                        .filter(|h| !h.is_empty())
-                        .unwrap_or("/")
-                        .to_string(),
-                ),
-                None => (uid, 0, None, "/".to_string()),
-            }
-        }
-        (None, None) => return Err(unknown("no matching entries in passwd file".into())),
-    };
-    // name:password:gid:members
-    let groups: Vec<Vec<&str>> = group
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .filter(|f| f.len() >= 3)
-        .collect();
-    if let Some(g) = group_part {
-        if let Some(f) = groups.iter().find(|f| f[0] == g) {
-            gid = f[2]
-                .parse::<u32>()
-                .map_err(|_| unknown(format!("bad gid in group entry {:?}", f[0])))?;
-        } else if let Ok(n) = g.parse::<u32>() {
-            gid = n;
-        } else {
-            return Err(unknown(format!("no group {g:?} in group file")));
-        }
-    }
-    let mut additional_gids = Vec::new();
-    if let Some(name) = &name {
-        let mut seen = HashSet::new();
-        for f in &groups {
-            let members = f.get(3).copied().unwrap_or("");
-            if members.split(',').any(|m| m == name)
-                && let Ok(g) = f[2].parse::<u32>()
-                && g != gid
-                && seen.insert(g)
-            {
-                additional_gids.push(g);
-            }
-        }
-    }
-    Ok(Identity {
-        uid,
-        gid,
-        additional_gids,
-        home,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::image::{ConfigBuilder, ImageConfigurationBuilder};
-
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nalice:x:1000:1000::/home/alice:/bin/sh\n";
-    const GROUP: &str = "root:x:0:\nwheel:x:10:alice\nalice:x:1000:\nnogroup:x:65534:\n";
-
-    fn image(entrypoint: &[&str], cmd: &[&str], user: &str) -> ImageConfiguration {
-        let config = ConfigBuilder::default()
-            .entrypoint(entrypoint.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .cmd(cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .env(vec!["PATH=/bin".to_string(), "FOO=image".to_string()])
-            .user(user.to_string())
-            .working_dir("/srv".to_string())
-            .build()
-            .expect("config");
-        ImageConfigurationBuilder::default()
-            .config(config)
-            .build()
-            .expect("image config")
-    }
-
     #[test]
-    fn users_resolve_like_docker() {
-        let root = resolve_user_in("root", PASSWD, GROUP).expect("root");
-        assert_eq!((root.uid, root.gid, root.home.as_str()), (0, 0, "/root"));
-        let alice = resolve_user_in("alice", PASSWD, GROUP).expect("alice");
-        assert_eq!((alice.uid, alice.gid), (1000, 1000));
-        assert_eq!(alice.additional_gids, vec![10]);
-        let by_uid = resolve_user_in("1000", PASSWD, GROUP).expect("uid");
-        assert_eq!(by_uid.gid, 1000);
-        let unknown_uid = resolve_user_in("4242", PASSWD, GROUP).expect("bare uid");
-        assert_eq!((unknown_uid.uid, unknown_uid.gid), (4242, 0));
-        let with_group = resolve_user_in("alice:wheel", PASSWD, GROUP).expect("alice:wheel");
-        assert_eq!(with_group.gid, 10);
-        assert_eq!(resolve_user_in("1:2", PASSWD, GROUP).expect("1:2").gid, 2);
-        let err = resolve_user_in("mallory", PASSWD, GROUP).expect_err("unknown");
-        assert_eq!(
-            err.to_string(),
-            "unable to find user mallory: no matching entries in passwd file"
-        );
-        assert!(resolve_user_in("alice:nope", PASSWD, GROUP).is_err());
-    }
-
-    #[test]
-    fn command_follows_entrypoint_and_cmd_rules() {
-        let img = image(&["/ep"], &["default"], "");
-        let spec = SpecBuilder::from_image(&img)
-            .build("abc", &[])
-            .expect("spec");
-        let args = spec.process().as_ref().and_then(|p| p.args().clone());
-        assert_eq!(args, Some(vec!["/ep".to_string(), "default".to_string()]));
-
-        let spec = SpecBuilder::from_image(&img)
-            .arg("x")
-            .build("abc", &[])
-            .expect("spec");
-        let args = spec.process().as_ref().and_then(|p| p.args().clone());
-        assert_eq!(args, Some(vec!["/ep".to_string(), "x".to_string()]));
-
-        let spec = SpecBuilder::from_image(&img)
-            .entrypoint(vec!["/other".into()])
-            .build("abc", &[])
-            .expect("spec");
-        let args = spec.process().as_ref().and_then(|p| p.args().clone());
-        assert_eq!(args, Some(vec!["/other".to_string()]));
-
-        let err = SpecBuilder::new()
-            .build("abc", &[])
-            .expect_err("no command");
+    fn a_command_is_required() {
+        let err = SpecBuilder::new().build("abc").expect_err("no command");
         assert_eq!(
             err.to_string(),
             "invalid container configuration: no command specified"
         );
+        let spec = SpecBuilder::new()
+            .args(["/ep", "x"])
+            .build("abc")
+            .expect("spec");
+        let args = spec.process().as_ref().and_then(|p| p.args().clone());
+        assert_eq!(args, Some(vec!["/ep".to_string(), "x".to_string()]));
     }
 
     #[test]
     fn defaults_are_docker_like() {
-        let img = image(&[], &["sh"], "");
-        let spec = SpecBuilder::from_image(&img)
+        let spec = SpecBuilder::new()
+            .arg("sh")
+            .env("PATH", "/bin")
+            .env("FOO", "image")
             .env("FOO", "cli")
-            .build("0123456789abcdef", &[])
+            .workdir("/srv")
+            .tty(true)
+            .build("0123456789abcdef")
             .expect("spec");
         assert_eq!(spec.hostname().as_deref(), Some("0123456789ab"));
         let process = spec.process().as_ref().expect("process");
@@ -997,6 +765,9 @@ mod tests {
         assert!(env.contains(&"FOO=cli".to_string()));
         assert!(!env.contains(&"FOO=image".to_string()));
         assert!(env.contains(&"HOSTNAME=0123456789ab".to_string()));
+        assert!(env.contains(&"TERM=xterm".to_string()));
+        assert!(env.contains(&"HOME=/root".to_string()));
+        assert_eq!((process.user().uid(), process.user().gid()), (0, 0));
         assert_eq!(process.cwd(), Path::new("/srv"));
         assert_eq!(process.no_new_privileges(), Some(true));
         let caps = process.capabilities().as_ref().expect("caps");
@@ -1056,7 +827,7 @@ mod tests {
             .tmpfs("/scratch")
             .read_only(true)
             .seccomp(SeccompPolicy::Unconfined)
-            .build("id", &[])
+            .build("id")
             .expect("spec");
         let linux = spec.linux().as_ref().expect("linux");
         let res = linux.resources().as_ref().expect("resources");
@@ -1104,7 +875,7 @@ mod tests {
         let spec = SpecBuilder::new()
             .arg("sh")
             .privileged(true)
-            .build("p", &[])
+            .build("p")
             .expect("spec");
         let linux = spec.linux().as_ref().expect("linux");
         assert_eq!(linux.masked_paths().as_ref().map(Vec::len).unwrap_or(0), 0);
@@ -1139,7 +910,7 @@ mod tests {
             SpecBuilder::new()
                 .arg("x")
                 .cap_add("CAP_FLY")
-                .build("i", &[])
+                .build("i")
                 .is_err()
         );
         let tiny = Limits {
@@ -1150,7 +921,7 @@ mod tests {
             SpecBuilder::new()
                 .arg("x")
                 .limits(&tiny)
-                .build("i", &[])
+                .build("i")
                 .is_err()
         );
         let swap_without_memory = Limits {
@@ -1161,40 +932,47 @@ mod tests {
             SpecBuilder::new()
                 .arg("x")
                 .limits(&swap_without_memory)
-                .build("i", &[])
+                .build("i")
                 .is_err()
         );
         assert!(
             SpecBuilder::new()
                 .arg("x")
                 .workdir("rel")
-                .build("i", &[])
+                .build("i")
                 .is_err()
         );
     }
 
     #[test]
-    fn user_comes_from_the_top_layer() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lower = dir.path().join("l0");
-        let upper = dir.path().join("l1");
-        fs::create_dir_all(lower.join("etc")).expect("mkdir");
-        fs::create_dir_all(upper.join("etc")).expect("mkdir");
-        fs::write(lower.join("etc/passwd"), "bob:x:5:5::/home/bob:/bin/sh\n").expect("write");
-        fs::write(upper.join("etc/passwd"), "bob:x:7:7::/b:/bin/sh\n").expect("write");
+    fn identity_sets_user_groups_and_home() {
         let spec = SpecBuilder::new()
             .arg("id")
-            .user("bob")
-            .build("i", &[lower, upper])
+            .identity(Identity {
+                uid: 7,
+                gid: 8,
+                additional_gids: vec![10],
+                home: "/b".into(),
+            })
+            .build("i")
             .expect("spec");
         let process = spec.process().as_ref().expect("process");
-        assert_eq!(process.user().uid(), 7);
-        assert!(
-            process
-                .env()
-                .clone()
-                .unwrap_or_default()
-                .contains(&"HOME=/b".to_string())
-        );
+        assert_eq!((process.user().uid(), process.user().gid()), (7, 8));
+        assert_eq!(process.user().additional_gids().as_deref(), Some(&[10][..]));
+        let env = process.env().clone().unwrap_or_default();
+        assert!(env.contains(&"HOME=/b".to_string()));
+        // An environment that sets HOME keeps it.
+        let spec = SpecBuilder::new()
+            .arg("id")
+            .env("HOME", "/elsewhere")
+            .build("i")
+            .expect("spec");
+        let env = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.env().clone())
+            .unwrap_or_default();
+        assert!(env.contains(&"HOME=/elsewhere".to_string()));
+        assert!(!env.contains(&"HOME=/root".to_string()));
     }
 }

@@ -18,7 +18,7 @@ use std::process::{ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use wrun_core::{Access, Limits, Network};
+use wrun_core::{Access, Identity, Limits, Network};
 use wrun_native::{Error, ExitStatus, Launcher, SeccompPolicy, SpecBuilder, Volume};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -77,20 +77,17 @@ impl Env {
         })
     }
 
-    /// A layer holding `/probe/NAME`, the static build of
+    /// A host directory holding `NAME`, the static build of
     /// `tests/probes/NAME.c` (gcc and the static C library:
-    /// `apt-get install gcc libc6-dev`).
+    /// `apt-get install gcc libc6-dev`), to mount into a container with
+    /// [`Env::probe_volume`].
     fn probe(&self, name: &str) -> Result<PathBuf, String> {
-        let layer = self
-            ._tmp
-            .path()
-            .join("layers")
-            .join(format!("probe-{name}"));
-        let bin = layer.join("probe").join(name);
+        let dir = self._tmp.path().join("probes");
+        let bin = dir.join(name);
         if bin.exists() {
-            return Ok(layer);
+            return Ok(dir);
         }
-        fs::create_dir_all(layer.join("probe")).map_err(|e| e.to_string())?;
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/probes")
             .join(format!("{name}.c"));
@@ -107,7 +104,16 @@ impl Env {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
-        Ok(layer)
+        Ok(dir)
+    }
+
+    /// Mounts the probes' directory read-only at `/probe`.
+    fn probe_volume(dir: &Path) -> Volume {
+        Volume {
+            host: dir.to_path_buf(),
+            container: "/probe".into(),
+            access: Access::ReadOnly,
+        }
     }
 
     fn spawn(
@@ -126,7 +132,7 @@ impl Env {
     ) -> Result<wrun_native::Container, Error> {
         let mut b = SpecBuilder::new();
         configure(&mut b);
-        let spec = b.build(id, &self.layers)?;
+        let spec = b.build(id)?;
         let helper = std::env::current_exe().map_err(|e| Error::SpawnHelper {
             path: "current_exe".into(),
             source: e,
@@ -536,8 +542,13 @@ fn bind_mounts(env: &Env) -> Result<(), String> {
 
 fn user_and_read_only_root(env: &Env) -> Result<(), String> {
     let o = env.run("user", |b| {
-        b.user("alice")
-            .args(["sh", "-c", "id; echo $HOME; grep CapEff /proc/self/status"]);
+        b.identity(Identity {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![10],
+            home: "/home/alice".into(),
+        })
+        .args(["sh", "-c", "id; echo $HOME; grep CapEff /proc/self/status"]);
     })?;
     expect_ok(&o)?;
     ensure!(
@@ -594,7 +605,7 @@ fn setup_failure_is_one_line_and_leaves_nothing(env: &Env) -> Result<(), String>
             "nolayers",
             &SpecBuilder::new()
                 .arg("true")
-                .build("x", &[])
+                .build("x")
                 .map_err(|e| chain(&e))?,
             &[],
         )
@@ -649,14 +660,19 @@ fn host_state_unchanged(env: &Env) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| n != ".mount-points" && n != ".empty" && n != ".seccomp")
+        // Dot-names are shared by every container (the mount-point layer,
+        // the sealed helper's empty layer, compiled filters).
+        .filter(|n| !n.to_string_lossy().starts_with('.'))
         .collect();
     ensure!(left.is_empty(), "state left: {left:?}");
     // The bottom layer of the sealed helper's overlay stays, empty.
     let empty = fs::read_dir(env.state.join(".empty"))
         .map_err(|e| e.to_string())?
         .count();
-    ensure!(empty == 0, "the helper overlay's empty layer has {empty} entries");
+    ensure!(
+        empty == 0,
+        "the helper overlay's empty layer has {empty} entries"
+    );
     // The shared mount-point layer stays, as it was made: empty mount
     // points, never written by a container.
     let points = env.state.join(".mount-points");
@@ -691,10 +707,7 @@ fn orphan_role() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let layers: Vec<PathBuf> = layers.split(':').map(PathBuf::from).collect();
-    let Ok(spec) = SpecBuilder::new()
-        .args(["sleep", "1000"])
-        .build("orphan", &layers)
-    else {
+    let Ok(spec) = SpecBuilder::new().args(["sleep", "1000"]).build("orphan") else {
         return ExitCode::FAILURE;
     };
     let Ok(exe) = std::env::current_exe() else {
@@ -1020,23 +1033,6 @@ const SECCOMP_CASES: &[(&str, Want, Option<Want>)] = &[
     ("new_600", ENOSYS, Some(ENOSYS)),
 ];
 
-/// Builds tests/seccomp_probe.c statically into `dir`.
-fn build_probe(dir: &Path) -> Result<(), String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seccomp_probe.c");
-    let out = std::process::Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
-        .arg(dir.join("probe"))
-        .arg(&src)
-        .output()
-        .map_err(|e| format!("gcc (apt-get install gcc): {e}"))?;
-    ensure!(
-        out.status.success(),
-        "gcc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
 /// Runs the probe in a container and returns `probe -> answer`.
 fn probe(
     env: &Env,
@@ -1046,13 +1042,9 @@ fn probe(
     configure: impl FnOnce(&mut SpecBuilder),
 ) -> Result<std::collections::BTreeMap<String, String>, String> {
     let o = env.run(id, |b| {
-        b.volume(Volume {
-            host: dir.to_path_buf(),
-            container: "/probe".into(),
-            access: Access::ReadOnly,
-        })
-        .arg("/probe/probe")
-        .args(names.iter().copied());
+        b.volume(Env::probe_volume(dir))
+            .arg("/probe/seccomp")
+            .args(names.iter().copied());
         configure(b);
     })?;
     expect_ok(&o)?;
@@ -1068,10 +1060,9 @@ fn probe(
 /// default capabilities: every call gets the answer the table says, and
 /// where the two differ the table says why.
 fn seccomp_default_matches_docker(env: &Env) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    build_probe(dir.path())?;
+    let dir = env.probe("seccomp")?;
     let all: Vec<&str> = SECCOMP_CASES.iter().map(|c| c.0).collect();
-    let ours = probe(env, "sc-default", dir.path(), &all, |_| {})?;
+    let ours = probe(env, "sc-default", &dir, &all, |_| {})?;
     ensure!(
         Path::new(PODMAN_PROFILE).exists(),
         "no {PODMAN_PROFILE} (apt-get install golang-github-containers-common)"
@@ -1081,7 +1072,7 @@ fn seccomp_default_matches_docker(env: &Env) -> Result<(), String> {
         .filter(|c| c.2.is_some())
         .map(|c| c.0)
         .collect();
-    let theirs = probe(env, "sc-podman", dir.path(), &podman_names, |b| {
+    let theirs = probe(env, "sc-podman", &dir, &podman_names, |b| {
         b.seccomp(SeccompPolicy::Profile(PODMAN_PROFILE.into()));
     })?;
     let mut wrong = Vec::new();
@@ -1107,7 +1098,7 @@ fn seccomp_default_matches_docker(env: &Env) -> Result<(), String> {
     let admin = probe(
         env,
         "sc-admin",
-        dir.path(),
+        &dir,
         &[
             "unshare_mount",
             "mount",
@@ -1146,7 +1137,7 @@ fn spec_sysctl_and_rlimits(env: &Env) -> Result<(), String> {
             "-c",
             "cat /proc/sys/net/ipv4/ip_forward; ulimit -n; cat /proc/self/oom_score_adj",
         ])
-        .build("spec", &env.layers)
+        .build("spec")
         .map_err(|e| chain(&e))?;
     if let Some(linux) = spec.linux_mut() {
         linux.set_sysctl(Some(
@@ -1229,7 +1220,7 @@ fn prestarted_helper(env: &Env) -> Result<(), String> {
     let spec = |id: &str, script: &str| {
         let mut b = SpecBuilder::new();
         b.args(["sh", "-c", script]);
-        b.build(id, &env.layers).map_err(|e| chain(&e))
+        b.build(id).map_err(|e| chain(&e))
     };
 
     let mut l = Launcher::new(&env.state);
@@ -1382,29 +1373,23 @@ fn workload_starts_clean(env: &Env) -> Result<(), String> {
 /// binary: luck that a detached container or an OCI `create` does not have,
 /// so that answer fails the test too.
 fn helper_binary_cannot_be_overwritten(env: &Env) -> Result<(), String> {
-    let probe = env.probe("exe_attack")?;
+    let dir = env.probe("exe_attack")?;
+    // The helper the containers run is this test binary.
     let helper = std::env::current_exe().map_err(|e| e.to_string())?;
     let before = fs::read(&helper).map_err(|e| e.to_string())?;
-    let mut layers = env.layers.clone();
-    layers.push(probe);
-    let mut b = SpecBuilder::new();
-    b.init(true).args(["/probe/exe_attack"]);
-    let spec = b.build("exe-attack", &layers).map_err(|e| chain(&e))?;
-    let mut c = Launcher::new(&env.state)
-        .helper(&helper)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn("exe-attack", &spec, &layers)
-        .map_err(|e| chain(&e))?;
-    let (out, err) = collect(&mut c, |_| {})?;
-    let status = c.wait().map_err(|e| chain(&e))?;
+    let o = env.run("exe-attack", |b| {
+        b.init(true)
+            .volume(Env::probe_volume(&dir))
+            .arg("/probe/exe_attack");
+    })?;
     let after = fs::read(&helper).map_err(|e| e.to_string())?;
     ensure!(before == after, "the helper binary changed on the host");
     ensure!(
-        out.starts_with("refused: EROFS") || out.starts_with("sealed"),
-        "probe said {out:?} {err:?} (exit {})",
-        status.exit_code()
+        o.stdout.starts_with("refused: EROFS") || o.stdout.starts_with("sealed"),
+        "probe said {:?} {:?} (exit {})",
+        o.stdout,
+        o.stderr,
+        o.status.exit_code()
     );
     Ok(())
 }

@@ -11,24 +11,6 @@ pub enum Error {
     /// An option the chosen kind cannot honour.
     #[error(transparent)]
     Unsupported(#[from] wrun_core::Unsupported),
-    /// An image config that is not JSON.
-    #[error("malformed config {digest}")]
-    Config {
-        /// The config's digest.
-        digest: String,
-        /// The parse error.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The layers of a multi-layer Wasm image could not be merged.
-    #[error("merge the image's layers at {}", path.display())]
-    Merge {
-        /// The path that failed.
-        path: std::path::PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
     /// A native workload ran past its `--timeout` and was killed.
     #[error("container killed after its timeout of {after:?}")]
     Timeout {

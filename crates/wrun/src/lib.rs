@@ -12,10 +12,8 @@ pub use wrun_core::{
 pub use wrun_image::Store;
 pub use wrun_image::pull::PullOptions;
 
-use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use wrun_image::program::strings;
 use wrun_image::{ImageRecord, Platform};
 
 /// Launches workloads from one store.
@@ -240,45 +238,7 @@ impl Runner {
             })
             .collect();
         let mut freed = self.wasm_runtime()?.prune_cache(|hex| keep.contains(hex))?;
-        freed += wasm::prune_merged(&self.store)?;
+        freed += wrun_image::layers::prune_merged(&self.store)?;
         Ok(freed)
-    }
-}
-
-/// docker's argv: Entrypoint + Cmd; ARGS replace Cmd; `--entrypoint`
-/// replaces Entrypoint and drops the image's Cmd.
-fn argv(spec: &LaunchSpec, config: &Value) -> Vec<String> {
-    let (entrypoint, cmd) = match &spec.entrypoint {
-        Some(e) => (e.clone(), spec.args.clone()),
-        None => {
-            let cmd = if spec.args.is_empty() {
-                strings(config, "Cmd")
-            } else {
-                spec.args.clone()
-            };
-            (strings(config, "Entrypoint"), cmd)
-        }
-    };
-    entrypoint.into_iter().chain(cmd).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn argv_follows_docker() {
-        let config = json!({"Entrypoint": ["/bin/app", "-v"], "Cmd": ["serve"]});
-        let mut spec = LaunchSpec::new(Target::Image("x".into()));
-        assert_eq!(argv(&spec, &config), ["/bin/app", "-v", "serve"]);
-        spec.args = vec!["check".into()];
-        assert_eq!(argv(&spec, &config), ["/bin/app", "-v", "check"]);
-        spec.entrypoint = Some(vec!["/bin/sh".into()]);
-        assert_eq!(argv(&spec, &config), ["/bin/sh", "check"]);
-        spec.args.clear();
-        assert_eq!(argv(&spec, &config), ["/bin/sh"]);
-        let spec = LaunchSpec::new(Target::Image("x".into()));
-        assert!(argv(&spec, &Value::Null).is_empty());
     }
 }

@@ -87,25 +87,21 @@ pub(crate) fn start(
         // that fails to start here is started (and reported) by spawn.
         let _ = launcher.prestart();
     }
-    let config_bytes = store.read_blob(&record.config.digest)?;
-    let image: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_bytes)
-        .map_err(|source| Error::Config {
-            digest: record.config.digest.to_string(),
-            source,
-        })?;
-    let mut b = SpecBuilder::from_image(&image);
-    if let Some(e) = &spec.entrypoint {
-        b.entrypoint(e.clone());
+    let defaults = wrun_image::program::defaults(store, record)?;
+    let files = wrun_image::LayerStack::open(store, record)?;
+    let user = spec.user.as_deref().or(defaults.user.as_deref());
+    let identity = match user {
+        Some(u) => files.identity(u)?,
+        None => wrun_core::Identity::root(),
+    };
+    let mut b = SpecBuilder::new();
+    b.args(defaults.argv(spec.entrypoint.as_deref(), &spec.args))
+        .identity(identity);
+    for (k, v) in defaults.env(spec.sandbox.env_vars()) {
+        b.env(k, v);
     }
-    b.args(spec.args.iter().cloned());
-    for (k, v) in spec.sandbox.env_vars() {
-        b.env(k.clone(), v.clone());
-    }
-    if let Some(u) = &spec.user {
-        b.user(u.clone());
-    }
-    if let Some(w) = &spec.workdir {
-        b.workdir(w.clone());
+    if let Some(w) = defaults.working_dir(spec.workdir.as_deref()) {
+        b.workdir(w);
     }
     if let Some(h) = &spec.hostname {
         b.hostname(h.clone());
@@ -143,7 +139,7 @@ pub(crate) fn start(
     }
     let layers = store.layer_paths(record);
     let id = container_id();
-    let oci = b.build(&id, &layers)?;
+    let oci = b.build(&id)?;
     // Remove what a SIGKILLed wrun left behind (its state directory,
     // cgroup and mounts); a failure here must not stop this run.
     let _ = wrun_native::reap_stale(&state_root);

@@ -598,7 +598,7 @@ fn create_missing_dir(base: &Dir, name: &OsStr) -> io::Result<Dir> {
 /// cap-std opens directories with `O_PATH`, on which `fchmod`, `fchown`, `futimens` and
 /// `fsetxattr` fail with `EBADF`. Opening `.` relative to the directory resolves no path beyond
 /// it (`O_NOFOLLOW`, and `.` cannot be a symlink), so this stays within cap-std's guarantees.
-fn reopen(dir: &Dir) -> io::Result<OwnedFd> {
+pub(crate) fn reopen(dir: &Dir) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dir,
         ".",

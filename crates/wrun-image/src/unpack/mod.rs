@@ -47,6 +47,7 @@
 //! the finished directory durable (or deletes it) as a whole.
 
 mod extract;
+pub(crate) use extract::reopen;
 #[cfg(test)]
 mod tests;
 
