@@ -31,5 +31,6 @@ if [ -n "${CI:-}" ]; then
 fi
 
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast "$@"

@@ -34,8 +34,9 @@ impl RawMode {
             return RawMode { saved: None };
         }
         let fd = stdin.as_raw_fd();
-        // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
+        // SAFETY: termios is plain data, for which all-zero bytes are a value.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: tcgetattr fills `t` for a valid fd.
         if unsafe { libc::tcgetattr(fd, &mut t) } != 0 {
             return RawMode { saved: None };
         }

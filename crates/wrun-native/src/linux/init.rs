@@ -482,8 +482,8 @@ fn setup(
     let namespaces = linux.namespaces().clone().unwrap_or_default();
     let has_ns = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
     if let (Some(name), true) = (spec.hostname(), has_ns(LinuxNamespaceType::Uts)) {
-        // SAFETY: pointer and length describe `name`'s bytes.
         check(
+            // SAFETY: pointer and length describe `name`'s bytes.
             unsafe { libc::sethostname(name.as_ptr() as *const libc::c_char, name.len()) },
             || format!("set hostname {name}"),
         )?;
@@ -507,8 +507,8 @@ fn setup(
 
     let nnp = process.no_new_privileges() == Some(true);
     if nnp {
-        // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments.
         check(
+            // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments.
             unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
             || "set no_new_privs".into(),
         )?;
@@ -554,14 +554,14 @@ fn setup(
     caps::limit_bounding(caps::mask(c.bounding().as_ref()))
         .map_err(|e| ("limit the capability bounding set".to_string(), e, None))?;
     let user = process.user();
-    // SAFETY: PR_SET_KEEPCAPS takes integer arguments.
     check(
+        // SAFETY: PR_SET_KEEPCAPS takes integer arguments.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) },
         || "keep capabilities".into(),
     )?;
     let gids: Vec<libc::gid_t> = user.additional_gids().clone().unwrap_or_default();
-    // SAFETY: pointer and length describe `gids`.
     check(
+        // SAFETY: pointer and length describe `gids`.
         unsafe { libc::setgroups(gids.len(), gids.as_ptr()) },
         || "set supplementary groups".into(),
     )?;
@@ -573,8 +573,8 @@ fn setup(
     check(unsafe { libc::setuid(user.uid()) }, || {
         format!("set uid {}", user.uid())
     })?;
-    // SAFETY: PR_SET_KEEPCAPS takes integer arguments.
     check(
+        // SAFETY: PR_SET_KEEPCAPS takes integer arguments.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) },
         || "reset keep capabilities".into(),
     )?;
@@ -591,8 +591,8 @@ fn setup(
         seccomp::install(f).map_err(|e| ("install seccomp filter".to_string(), e, None))?;
     }
     // Set last: changing credentials clears the parent-death signal.
-    // SAFETY: PR_SET_PDEATHSIG takes integer arguments.
     check(
+        // SAFETY: PR_SET_PDEATHSIG takes integer arguments.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) },
         || "set parent-death signal".into(),
     )?;

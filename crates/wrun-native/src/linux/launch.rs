@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use super::cgroup::{Cgroup, Hierarchy};
 use super::init::INIT_VERB;
 use super::proto::{self, CgroupMount, FromHelper, HELPER_FD, InitConfig, ToHelper};
-use super::seccomp;
 use super::sealed::SealedExe;
+use super::seccomp;
 use crate::error::{Errno, Error, Result};
 
 /// How a container ended.

@@ -394,11 +394,16 @@ mod tests {
             .expect("rule")
     }
 
-    /// Runs `call` in a forked child under `program` and returns what it
-    /// got: `Ok(())` or the errno. The child makes only raw system calls
+    /// Makes system call `nr` with integer `args` (at most three) in a
+    /// forked child under `program` and returns what it got: `Ok(())` or
+    /// the errno. The child makes only raw system calls
     /// between fork and _exit, so forking from the threaded test harness
     /// is sound.
-    fn decide(program: &Program, call: impl Fn() -> libc::c_long) -> std::result::Result<(), i32> {
+    fn decide(
+        program: &Program,
+        nr: libc::c_long,
+        args: &[libc::c_long],
+    ) -> std::result::Result<(), i32> {
         let filters = program.filters();
         let prog = libc::sock_fprog {
             len: filters.len() as u16,
@@ -417,7 +422,13 @@ mod tests {
                 if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &prog) != 0 {
                     libc::_exit(255);
                 }
-                let r = call();
+                let r = match *args {
+                    [] => libc::syscall(nr),
+                    [a] => libc::syscall(nr, a),
+                    [a, b] => libc::syscall(nr, a, b),
+                    [a, b, c] => libc::syscall(nr, a, b, c),
+                    _ => libc::_exit(254),
+                };
                 libc::_exit(if r < 0 { *libc::__errno_location() } else { 0 });
             }
         }
@@ -457,50 +468,36 @@ mod tests {
         let p = compile(&crate::spec::default_seccomp(&docker_caps())).expect("compile");
         // SAFETY (each closure): raw system calls with arguments the kernel
         // only reads as numbers or rejects.
+        assert_eq!(decide(&p, libc::SYS_getpid, &[]), Ok(()));
         assert_eq!(
-            decide(&p, || unsafe { libc::syscall(libc::SYS_getpid) }),
-            Ok(())
-        );
-        assert_eq!(
-            decide(&p, || unsafe {
-                libc::syscall(libc::SYS_io_uring_setup, 1, 0)
-            }),
+            decide(&p, libc::SYS_io_uring_setup, &[1, 0]),
             Err(libc::EPERM)
         );
         assert_eq!(
-            decide(&p, || unsafe {
-                libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER)
-            }),
+            decide(
+                &p,
+                libc::SYS_unshare,
+                &[libc::CLONE_NEWUSER as libc::c_long]
+            ),
             Err(libc::EPERM)
         );
+        assert_eq!(decide(&p, libc::SYS_clone3, &[0, 0]), Err(libc::ENOSYS));
         assert_eq!(
-            decide(&p, || unsafe { libc::syscall(libc::SYS_clone3, 0, 0) }),
-            Err(libc::ENOSYS)
-        );
-        assert_eq!(
-            decide(&p, || unsafe {
-                libc::syscall(libc::SYS_personality, 0x1234)
-            }),
+            decide(&p, libc::SYS_personality, &[0x1234]),
             Err(libc::EPERM)
         );
+        assert_eq!(decide(&p, libc::SYS_personality, &[0xffff_ffff]), Ok(()));
         assert_eq!(
-            decide(&p, || unsafe {
-                libc::syscall(libc::SYS_personality, 0xffff_ffffu32)
-            }),
-            Ok(())
-        );
-        assert_eq!(
-            decide(&p, || unsafe {
-                libc::syscall(libc::SYS_socket, libc::AF_VSOCK, 1, 0)
-            }),
+            decide(
+                &p,
+                libc::SYS_socket,
+                &[libc::AF_VSOCK as libc::c_long, 1, 0]
+            ),
             Err(libc::EPERM)
         );
         // A number above every call the profile names: ENOSYS, as the
         // kernel answers for a call it lacks (runc's rule).
-        assert_eq!(
-            decide(&p, || unsafe { libc::syscall(600) }),
-            Err(libc::ENOSYS)
-        );
+        assert_eq!(decide(&p, 600, &[]), Err(libc::ENOSYS));
     }
 
     #[test]
@@ -531,24 +528,13 @@ mod tests {
             .expect("profile");
         let p = compile(&profile).expect("compile");
         // SAFETY (each closure): as above.
+        assert_eq!(decide(&p, libc::SYS_getppid, &[]), Err(libc::EPERM));
+        assert_eq!(decide(&p, libc::SYS_getpid, &[]), Ok(()));
         assert_eq!(
-            decide(&p, || unsafe { libc::syscall(libc::SYS_getppid) }),
-            Err(libc::EPERM)
-        );
-        assert_eq!(
-            decide(&p, || unsafe { libc::syscall(libc::SYS_getpid) }),
-            Ok(())
-        );
-        assert_eq!(
-            decide(&p, || unsafe { libc::syscall(libc::SYS_personality, 0x1f) }),
+            decide(&p, libc::SYS_personality, &[0x1f]),
             Err(libc::EACCES)
         );
-        assert_eq!(
-            decide(&p, || unsafe {
-                libc::syscall(libc::SYS_personality, 0xffff_ffffu32)
-            }),
-            Ok(())
-        );
+        assert_eq!(decide(&p, libc::SYS_personality, &[0xffff_ffff]), Ok(()));
     }
 
     #[test]
