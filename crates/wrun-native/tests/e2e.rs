@@ -1066,19 +1066,25 @@ fn granted_devices(env: &Env) -> Result<(), String> {
     if !Path::new("/dev/fuse").exists() {
         return Err("no /dev/fuse on this host to grant".into());
     }
+    // The node is made with the host's numbers, mode and owner.
+    let host = {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata("/dev/fuse").map_err(|e| e.to_string())?;
+        format!("{:o} a:e5 {}:{}", m.mode() & 0o7777, m.uid(), m.gid())
+    };
     for (tag, root) in device_roots()? {
         let o = env.run_in(&format!("dev-grant-{tag}"), &root, |b| {
             b.device(Device::parse("/dev/fuse").expect("device")).args([
                 "sh",
                 "-c",
-                "ls -l /dev/fuse | cut -c1-10; ls -l /dev/fuse | grep -c '10, *229'; \
+                "test -c /dev/fuse && stat -c '%a %t:%T %u:%g' /dev/fuse; \
                  : <> /dev/fuse && echo opened; \
                  mknod /dev/t-loop b 7 0; ( : < /dev/t-loop ) 2>&1 | sed 's/.*: //'",
             ]);
         })?;
         expect_ok(&o)?;
         ensure!(
-            o.stdout == "crw-------\n1\nopened\nOperation not permitted\n",
+            o.stdout == format!("{host}\nopened\nOperation not permitted\n"),
             "{tag} --device: stdout {:?} stderr {:?}",
             o.stdout,
             o.stderr
@@ -1126,6 +1132,50 @@ fn granted_devices(env: &Env) -> Result<(), String> {
         chain(&err) == "/etc/passwd is not a device",
         "{}",
         chain(&err)
+    );
+    Ok(())
+}
+
+/// A spec whose device rules only deny all (podman's, which leaves the
+/// defaults to the runtime) still gets runc's defaults appended: /dev/null
+/// opens, a console node does not.
+fn engine_spec_gets_the_default_devices(env: &Env) -> Result<(), String> {
+    use wrun_native::oci_spec::runtime::LinuxDeviceCgroup;
+    let mut spec = SpecBuilder::new()
+        .args([
+            "sh",
+            "-c",
+            "echo x > /dev/null && echo null; mknod /dev/t c 4 0; ( : < /dev/t ) 2>&1 | sed 's/.*: //'",
+        ])
+        .build("engine", &env.layers)
+        .map_err(|e| chain(&e))?;
+    let mut deny_all = LinuxDeviceCgroup::default();
+    deny_all.set_access(Some("rwm".into()));
+    if let Some(res) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        res.set_devices(Some(vec![deny_all]));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut c = Launcher::new(&env.state)
+        .helper(&exe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn("engine", &spec, &env.layers)
+        .map_err(|e| chain(&e))?;
+    let (out, err) = collect(&mut c, |_| {})?;
+    let status = c.wait().map_err(|e| chain(&e))?;
+    ensure!(
+        status.exit_code() == 0,
+        "exit {} {err:?}",
+        status.exit_code()
+    );
+    ensure!(
+        out == "null\nOperation not permitted\n",
+        "stdout {out:?} stderr {err:?}"
     );
     Ok(())
 }
@@ -1235,6 +1285,10 @@ const TESTS: &[Test] = &[
     ("prestarted_helper", prestarted_helper),
     ("default_device_rules", default_device_rules),
     ("granted_devices", granted_devices),
+    (
+        "engine_spec_gets_the_default_devices",
+        engine_spec_gets_the_default_devices,
+    ),
 ];
 
 fn skip_or_fail(reason: &str) -> ExitCode {
