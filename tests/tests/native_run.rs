@@ -35,8 +35,8 @@ const BUSYBOX: &str = "/bin/busybox";
 /// The applets the tests use, each a symlink to /bin/busybox in the image.
 const APPLETS: &[&str] = &[
     "cat", "cut", "dd", "echo", "env", "false", "grep", "head", "hostname", "id", "ip", "kill",
-    "ls", "mkdir", "mount", "printf", "ps", "pwd", "rm", "seq", "sh", "sleep", "stat", "stty",
-    "tail", "test", "touch", "tr", "true", "tty", "unshare", "wc",
+    "ls", "mkdir", "mknod", "mount", "printf", "ps", "pwd", "rm", "seq", "sh", "sleep", "stat",
+    "stty", "tail", "test", "touch", "tr", "true", "tty", "unshare", "wc",
 ];
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
@@ -718,6 +718,62 @@ fn seccomp_blocks_a_call_no_capability_guards_and_unconfined_lifts_it() {
     assert_eq!(out, "Seccomp:\t0\n");
     let out = fx.sh_ok(&[], "grep Seccomp: /proc/self/status");
     assert_eq!(out, "Seccomp:\t2\n");
+    fx.assert_clean();
+}
+
+// ---------------------------------------------------------------- devices
+
+#[test]
+fn devices_open_only_as_runc_allows_and_device_grants_one() {
+    let Some(fx) = setup() else { return };
+    // Any node may be made, but a host device opens only when granted
+    // (read-only opens in subshells: no tty becomes the shell's terminal).
+    let script = "head -c 1 /dev/urandom > /dev/null && echo urandom; \
+        mknod /dev/t-disk b 7 0 && echo made; ( : < /dev/t-disk ) 2>&1; \
+        mknod /dev/t-fuse c 10 229 && echo made; ( : < /dev/t-fuse && echo fuse ) 2>&1; true";
+    let r = fx.sh(&[], script);
+    assert_code(&r, 0, "default device rules");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "stdout {:?}", r.stdout);
+    assert_eq!((lines[0], lines[1], lines[3]), ("urandom", "made", "made"));
+    for l in [lines[2], lines[4]] {
+        assert!(
+            l.ends_with("Operation not permitted"),
+            "stdout {:?}",
+            r.stdout
+        );
+    }
+
+    if std::path::Path::new("/dev/fuse").exists() {
+        let r = fx.sh(
+            &["--device", "/dev/fuse:/dev/f:r"],
+            "test -c /dev/f && echo node; : < /dev/f && echo read; ( : <> /dev/f ) 2>&1; \
+             mknod /dev/t-disk b 7 0; ( : < /dev/t-disk ) 2>&1; true",
+        );
+        assert_code(&r, 0, "--device /dev/fuse:/dev/f:r");
+        let lines: Vec<&str> = r.stdout.lines().collect();
+        assert_eq!(lines.len(), 4, "stdout {:?}", r.stdout);
+        assert_eq!((lines[0], lines[1]), ("node", "read"));
+        for l in [lines[2], lines[3]] {
+            assert!(
+                l.ends_with("Operation not permitted"),
+                "stdout {:?}",
+                r.stdout
+            );
+        }
+    } else {
+        skip("no /dev/fuse to grant with --device");
+    }
+
+    for (opt, why) in [
+        ("/etc/passwd", "/etc/passwd is not a device"),
+        ("/dev/null:/dev/n:rwx", "bad permissions \"rwx\""),
+        ("dev/null", "the host path must be absolute"),
+    ] {
+        let r = fx.run(&["--device", opt], &["true"]);
+        let line = assert_failure(&r, opt);
+        assert!(line.contains(why), "--device {opt}: {line}");
+    }
     fx.assert_clean();
 }
 

@@ -1175,6 +1175,13 @@ fn native_only_flags_on_a_wasm_image_and_pull_never_fail_cleanly() {
         "{line}"
     );
     assert!(!r.stdout.contains("hello from wasm"), "{}", r.stdout);
+    let r = env.run(&["run", "-q", "--device", "/dev/fuse", &name]);
+    let line = assert_failure(&r, "--device on a wasm image");
+    assert!(
+        line.contains("--device is not supported for wasm"),
+        "{line}"
+    );
+    assert!(!r.stdout.contains("hello from wasm"), "{}", r.stdout);
 
     // Now stored: --pull never runs it without the registry.
     drop(reg);

@@ -218,6 +218,9 @@ pub struct RunArgs {
     /// Mount a fresh tmpfs at PATH (native only)
     #[arg(long, value_name = "PATH")]
     pub tmpfs: Vec<String>,
+    /// Give the container a host device, with PERMS a subset of rwm (native only)
+    #[arg(long, value_name = "HOST[:CONTAINER][:PERMS]")]
+    pub device: Vec<String>,
     /// Mount the root file system read-only (a Wasm guest's always is)
     #[arg(long)]
     pub read_only: bool,
@@ -227,7 +230,7 @@ pub struct RunArgs {
     /// Drop a capability (native only)
     #[arg(long, value_name = "CAP")]
     pub cap_drop: Vec<String>,
-    /// All capabilities, no seccomp filter (native only)
+    /// All capabilities, no seccomp filter, every host device (native only)
     #[arg(long)]
     pub privileged: bool,
     /// seccomp=unconfined or seccomp=PROFILE.json (native only)

@@ -66,13 +66,16 @@ pub struct LaunchSpec {
     pub hostname: Option<String>,
     /// Paths to mount a fresh tmpfs at (native only).
     pub tmpfs: Vec<String>,
+    /// Host devices to give, as `--device HOST[:CONTAINER][:PERMS]` spells
+    /// them (native only).
+    pub devices: Vec<String>,
     /// Mount the root file system read-only (a Wasm guest's `/` always is).
     pub read_only: bool,
     /// Capabilities to add to docker's default set (native only).
     pub cap_add: Vec<String>,
     /// Capabilities to drop (native only).
     pub cap_drop: Vec<String>,
-    /// Every capability, no seccomp, devices (native only).
+    /// Every capability, no seccomp, every device (native only).
     pub privileged: bool,
     /// The seccomp filter (native only).
     pub seccomp: Seccomp,
@@ -109,11 +112,12 @@ impl LaunchSpec {
         let refuse = |option| Err(Unsupported { option, kind });
         match kind {
             ImageKind::Wasm => {
-                let native_only: [(&'static str, bool); 12] = [
+                let native_only: [(&'static str, bool); 13] = [
                     ("--tty", self.tty),
                     ("--user", self.user.is_some()),
                     ("--hostname", self.hostname.is_some()),
                     ("--tmpfs", !self.tmpfs.is_empty()),
+                    ("--device", !self.devices.is_empty()),
                     ("--cap-add", !self.cap_add.is_empty()),
                     ("--cap-drop", !self.cap_drop.is_empty()),
                     ("--privileged", self.privileged),
@@ -156,6 +160,13 @@ mod tests {
         assert_eq!(
             spec.check(ImageKind::Wasm).map_err(|e| e.to_string()),
             Err("--cap-add is not supported for wasm workloads".to_string())
+        );
+        assert_eq!(spec.check(ImageKind::Native), Ok(()));
+        let mut spec = LaunchSpec::new(Target::Image("x".into()));
+        spec.devices.push("/dev/fuse".into());
+        assert_eq!(
+            spec.check(ImageKind::Wasm).map_err(|e| e.to_string()),
+            Err("--device is not supported for wasm workloads".to_string())
         );
         assert_eq!(spec.check(ImageKind::Native), Ok(()));
         let mut spec = LaunchSpec::new(Target::Image("x".into()));

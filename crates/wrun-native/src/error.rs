@@ -68,6 +68,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// A `--device HOST[:CONTAINER][:PERMS]` argument could not be parsed.
+    #[error("invalid device {spec:?}: {reason}")]
+    InvalidDevice {
+        /// The argument as given.
+        spec: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// A path given as a device (`--device`) is not a character or block
+    /// device.
+    #[error("{path} is not a device")]
+    NotADevice {
+        /// The path as given.
+        path: PathBuf,
+    },
+
     /// A capability name is not known.
     #[error("unknown capability {name:?}")]
     UnknownCapability {

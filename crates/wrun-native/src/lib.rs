@@ -3,6 +3,7 @@
 
 pub use oci_spec;
 
+mod device;
 mod error;
 mod seccomp_profile;
 mod spec;
@@ -16,6 +17,7 @@ mod stub;
 #[allow(dead_code)]
 mod stub;
 
+pub use device::{Device, DeviceAccess, default_device_rules};
 pub use error::{Errno, Error, Result};
 pub use spec::{
     DEFAULT_CAPABILITIES, DEFAULT_PATH, INIT_ANNOTATION, MASKED_PATHS, READONLY_PATHS,

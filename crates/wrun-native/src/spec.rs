@@ -4,13 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder, ProcessBuilder,
-    RootBuilder, Spec, SpecBuilder as OciSpecBuilder, UserBuilder, get_default_mounts,
+    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
+    LinuxDeviceCgroup, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, SpecBuilder as OciSpecBuilder, UserBuilder,
+    get_default_mounts,
 };
 use wrun_core::{Access, Identity, Limits, Network};
 
+use crate::device::{self, Device};
 use crate::error::{Error, Result};
 use crate::seccomp_profile;
 
@@ -147,8 +149,10 @@ pub enum SeccompPolicy {
 /// - mounts /proc, /dev (tmpfs), /dev/pts, /dev/shm, /dev/mqueue, /sys
 ///   (read-only) and /sys/fs/cgroup (read-only); runc's masked and
 ///   read-only paths;
+/// - runc's device rules (only null, zero, full, random, urandom, tty, the
+///   ptys and tun/tap may be opened; see [`default_device_rules`](crate::default_device_rules));
 /// - docker's default capability set, no_new_privs, the default seccomp
-///   filter; no resource limit; no host directory.
+///   filter; no resource limit; no host directory or device.
 #[derive(Debug, Clone, Default)]
 pub struct SpecBuilder {
     args: Vec<String>,
@@ -158,6 +162,7 @@ pub struct SpecBuilder {
     hostname: Option<String>,
     volumes: Vec<Volume>,
     tmpfs: Vec<String>,
+    devices: Vec<Device>,
     limits: Limits,
     network: Network,
     read_only: bool,
@@ -230,6 +235,16 @@ impl SpecBuilder {
         self
     }
 
+    /// Gives the container a host device (`--device`): the node is made at
+    /// the container path with the host node's type, numbers, mode and
+    /// owner, and the device rules allow the access asked for. The host
+    /// path must be a character or block device; [`build`](Self::build)
+    /// says if it is not.
+    pub fn device(&mut self, device: Device) -> &mut Self {
+        self.devices.push(device);
+        self
+    }
+
     /// Resource limits (memory, swap, pids, cpus, cpu shares).
     pub fn limits(&mut self, limits: &Limits) -> &mut Self {
         self.limits = limits.clone();
@@ -261,7 +276,8 @@ impl SpecBuilder {
     }
 
     /// `--privileged`: every capability, no seccomp filter, no masked or
-    /// read-only paths, /sys and /sys/fs/cgroup writable.
+    /// read-only paths, /sys and /sys/fs/cgroup writable, every device
+    /// allowed and the host's device nodes in /dev (as docker).
     pub fn privileged(&mut self, privileged: bool) -> &mut Self {
         self.privileged = privileged;
         self
@@ -296,7 +312,7 @@ impl SpecBuilder {
     /// Builds the spec for container `id`.
     ///
     /// # Ambient Authority
-    /// Reads a seccomp profile file by path.
+    /// Reads a seccomp profile file and the host's device nodes by path.
     pub fn build(&self, id: &str) -> Result<Spec> {
         if self.args.is_empty() {
             return Err(Error::invalid("no command specified"));
@@ -355,9 +371,13 @@ impl SpecBuilder {
             .build()
             .map_err(oci)?;
 
+        let (nodes, device_rules) = self.devices()?;
+        let mut resources = self.resources()?;
+        resources.set_devices(Some(device_rules));
         let mut linux = LinuxBuilder::default()
             .namespaces(self.namespaces()?)
-            .resources(self.resources()?)
+            .resources(resources)
+            .devices(nodes)
             .cgroups_path(PathBuf::from(format!("/wrun/{id}")));
         // The builder starts from runc's example: clear its masked and
         // read-only paths (kept for unprivileged containers below).
@@ -544,6 +564,30 @@ impl SpecBuilder {
             res = res.cpu(c.build().map_err(oci)?);
         }
         res.build().map_err(oci)
+    }
+
+    /// The device nodes to make and the device rules: runc's defaults (or
+    /// every device, privileged) and an allow rule per `--device`.
+    fn devices(&self) -> Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>)> {
+        let mut rules = if self.privileged {
+            vec![device::allow_all_rule()]
+        } else {
+            device::default_device_rules()
+        };
+        let mut nodes = Vec::new();
+        for d in &self.devices {
+            let node = device::host_node(&d.host, &d.container)?;
+            rules.push(device::allow_node(&node, d.access));
+            nodes.push(node);
+        }
+        if self.privileged {
+            for node in device::host_devices() {
+                if !nodes.iter().any(|n: &LinuxDevice| n.path() == node.path()) {
+                    nodes.push(node);
+                }
+            }
+        }
+        Ok((nodes, rules))
     }
 
     fn mounts(&self) -> Result<Vec<Mount>> {
@@ -893,6 +937,60 @@ mod tests {
             .and_then(|c| c.bounding().clone())
             .unwrap_or_default();
         assert_eq!(caps.len(), available_capabilities().len());
+    }
+
+    #[test]
+    fn device_rules_and_nodes_in_the_spec() {
+        let rules = |spec: &Spec| -> Vec<String> {
+            let linux = spec.linux().as_ref().expect("linux");
+            let res = linux.resources().as_ref().expect("resources");
+            res.devices()
+                .clone()
+                .unwrap_or_default()
+                .iter()
+                .map(|r| format!("{} {r}", if r.allow() { "allow" } else { "deny" }))
+                .collect()
+        };
+        let plain = SpecBuilder::new().arg("x").build("d").expect("spec");
+        let defaults: Vec<String> = crate::default_device_rules()
+            .iter()
+            .map(|r| format!("{} {r}", if r.allow() { "allow" } else { "deny" }))
+            .collect();
+        assert_eq!(rules(&plain), defaults);
+        assert_eq!(rules(&plain)[0], "deny a *:* rwm");
+        let devices = |spec: &Spec| spec.linux().as_ref().and_then(|l| l.devices().clone());
+        assert_eq!(devices(&plain).unwrap_or_default().len(), 0);
+
+        let granted = SpecBuilder::new()
+            .arg("x")
+            .device(Device::parse("/dev/null:/dev/mynull:r").expect("device"))
+            .build("d")
+            .expect("spec");
+        assert_eq!(
+            rules(&granted).last().map(String::as_str),
+            Some("allow c 1:3 r")
+        );
+        let nodes = devices(&granted).unwrap_or_default();
+        assert_eq!(nodes.len(), 1);
+        assert_eq!(nodes[0].path(), Path::new("/dev/mynull"));
+        assert_eq!((nodes[0].major(), nodes[0].minor()), (1, 3));
+
+        let privileged = SpecBuilder::new()
+            .arg("x")
+            .privileged(true)
+            .build("d")
+            .expect("spec");
+        assert_eq!(rules(&privileged), ["allow a *:* rwm"]);
+        // The host's nodes, but not those the runtime binds itself.
+        let nodes = devices(&privileged).unwrap_or_default();
+        assert!(!nodes.iter().any(|n| n.path() == Path::new("/dev/null")));
+
+        let err = SpecBuilder::new()
+            .arg("x")
+            .device(Device::parse("/etc/passwd").expect("parses"))
+            .build("d")
+            .expect_err("not a device");
+        assert_eq!(err.to_string(), "/etc/passwd is not a device");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wrun_core::{Access, Identity, Limits, Network};
-use wrun_native::{Error, ExitStatus, Launcher, SeccompPolicy, SpecBuilder, Volume};
+use wrun_native::{Device, Error, ExitStatus, Launcher, SeccompPolicy, SpecBuilder, Volume};
 
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -147,8 +147,17 @@ impl Env {
     }
 
     fn run(&self, id: &str, configure: impl FnOnce(&mut SpecBuilder)) -> Result<Output, String> {
+        self.run_in(id, Path::new("/sys/fs/cgroup"), configure)
+    }
+
+    fn run_in(
+        &self,
+        id: &str,
+        cgroup_root: &Path,
+        configure: impl FnOnce(&mut SpecBuilder),
+    ) -> Result<Output, String> {
         let mut c = self
-            .spawn(id, configure)
+            .spawn_in(id, cgroup_root, configure)
             .map_err(|e| format!("{e:#}: {}", chain(&e)))?;
         collect(&mut c, |_| {}).and_then(|(out, err)| {
             let status = c.wait().map_err(|e| chain(&e))?;
@@ -627,6 +636,8 @@ fn snapshot() -> (Vec<String>, Vec<PathBuf>) {
         "/sys/fs/cgroup/memory",
         "/sys/fs/cgroup/pids",
         "/sys/fs/cgroup/cpu",
+        "/sys/fs/cgroup/devices",
+        "/sys/fs/cgroup/unified",
     ] {
         let dir = Path::new(root).join("wrun");
         if let Ok(entries) = fs::read_dir(&dir) {
@@ -792,10 +803,13 @@ fn cgroup_namespace_and_mount(env: &Env) -> Result<(), String> {
     } else {
         ensure!(o.stdout.contains(":memory:/\n"), "stdout {:?}", o.stdout);
         ensure!(
-            o.stdout.contains("memory ") && o.stdout.contains("pids "),
+            o.stdout.contains("memory ")
+                && o.stdout.contains("pids ")
+                && o.stdout.contains("devices "),
             "stdout {:?}",
             o.stdout
         );
+        ensure!(o.stdout.contains(":devices:/\n"), "stdout {:?}", o.stdout);
     }
 
     // On a hybrid host, also run through the (controller-less) cgroup2 mount.
@@ -1194,6 +1208,197 @@ fn spec_sysctl_and_rlimits(env: &Env) -> Result<(), String> {
     Ok(())
 }
 
+/// The cgroup roots to test device rules under: the default one, and on a
+/// hybrid host also its cgroup2 mount (where the rules are an eBPF
+/// program). A hybrid host without that mount is a skip, or a failure
+/// under WRUN_REQUIRE_PRIVILEGED=1.
+fn device_roots() -> Result<Vec<(&'static str, PathBuf)>, String> {
+    let mut roots = vec![("default", PathBuf::from("/sys/fs/cgroup"))];
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return Ok(roots);
+    }
+    let unified = PathBuf::from("/sys/fs/cgroup/unified");
+    if unified.join("cgroup.controllers").exists() {
+        roots.push(("v2", unified));
+    } else if std::env::var("WRUN_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        return Err("no cgroup2 mount at /sys/fs/cgroup/unified to test device programs on".into());
+    } else {
+        println!("  (device programs not tested: no cgroup2 mount at /sys/fs/cgroup/unified)");
+    }
+    Ok(roots)
+}
+
+/// Makes a node of each of a console, /dev/fuse and a loop disk in /dev,
+/// then opens each read-only in a subshell (so a tty cannot become the
+/// shell's controlling terminal); prints `made NAME` and the open's error
+/// (or `opened NAME`).
+const MKNOD_AND_OPEN: &str = "for n in 'console c 4 0' 'fuse c 10 229' 'loop b 7 0'; do set -- $n; \
+    mknod /dev/t-$1 $2 $3 $4 && echo made $1; \
+    ( : < /dev/t-$1 && echo opened $1 ) 2>&1 | sed 's/.*: //'; done";
+
+/// A default container opens the devices runc's rules allow and no other,
+/// though it may make a node of any: under v1 through its own `devices`
+/// cgroup (whose rules it can read), under v2 through the device program.
+fn default_device_rules(env: &Env) -> Result<(), String> {
+    for (tag, root) in device_roots()? {
+        let script = format!(
+            "head -c 1 /dev/zero > /dev/null && echo zero; echo x > /dev/null && echo null; \
+             head -c 1 /dev/urandom > /dev/null && echo urandom; \
+             echo x 2>/dev/null > /dev/full || echo full; : < /dev/ptmx && echo ptmx; \
+             ( : < /dev/tty ) 2>&1 | sed 's/.*: //'; {MKNOD_AND_OPEN}"
+        );
+        let o = env.run_in(&format!("dev-{tag}"), &root, |b| {
+            b.args(["sh", "-c", &script]);
+        })?;
+        expect_ok(&o)?;
+        // /dev/tty opens but has no terminal behind it; the nodes made are
+        // refused by the device rules, not by their drivers.
+        let expected = "zero\nnull\nurandom\nfull\nptmx\nNo such device or address\n\
+            made console\nOperation not permitted\nmade fuse\nOperation not permitted\n\
+            made loop\nOperation not permitted\n";
+        ensure!(
+            o.stdout == expected,
+            "{tag}: stdout {:?} stderr {:?}",
+            o.stdout,
+            o.stderr
+        );
+    }
+    // The v1 rules, as the container's own devices cgroup lists them.
+    if Path::new("/sys/fs/cgroup/devices/devices.list").exists() {
+        let o = env.sh("dev-list", "cat /sys/fs/cgroup/devices/devices.list")?;
+        expect_ok(&o)?;
+        let expected = "c *:* m\nb *:* m\nc 1:3 rwm\nc 1:8 rwm\nc 1:7 rwm\nc 5:0 rwm\n\
+            c 1:5 rwm\nc 1:9 rwm\nc 136:* rwm\nc 5:2 rwm\nc 10:200 rwm\n";
+        ensure!(o.stdout == expected, "devices.list {:?}", o.stdout);
+        ensure!(
+            !Path::new("/sys/fs/cgroup/devices/wrun/dev-list").exists(),
+            "the devices cgroup was left behind"
+        );
+    }
+    Ok(())
+}
+
+/// `--device` makes the host's node in the container and allows what it
+/// asks for, only for that device; `--privileged` allows every device and
+/// brings the host's nodes.
+fn granted_devices(env: &Env) -> Result<(), String> {
+    if !Path::new("/dev/fuse").exists() {
+        return Err("no /dev/fuse on this host to grant".into());
+    }
+    // The node is made with the host's numbers, mode and owner.
+    let host = {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata("/dev/fuse").map_err(|e| e.to_string())?;
+        format!("{:o} a:e5 {}:{}", m.mode() & 0o7777, m.uid(), m.gid())
+    };
+    for (tag, root) in device_roots()? {
+        let o = env.run_in(&format!("dev-grant-{tag}"), &root, |b| {
+            b.device(Device::parse("/dev/fuse").expect("device")).args([
+                "sh",
+                "-c",
+                "test -c /dev/fuse && stat -c '%a %t:%T %u:%g' /dev/fuse; \
+                 : <> /dev/fuse && echo opened; \
+                 mknod /dev/t-loop b 7 0; ( : < /dev/t-loop ) 2>&1 | sed 's/.*: //'",
+            ]);
+        })?;
+        expect_ok(&o)?;
+        ensure!(
+            o.stdout == format!("{host}\nopened\nOperation not permitted\n"),
+            "{tag} --device: stdout {:?} stderr {:?}",
+            o.stdout,
+            o.stderr
+        );
+
+        let o = env.run_in(&format!("dev-ro-{tag}"), &root, |b| {
+            b.device(Device::parse("/dev/fuse:/dev/f-ro:r").expect("device"))
+                .args([
+                    "sh",
+                    "-c",
+                    ": < /dev/f-ro && echo read; ( : <> /dev/f-ro ) 2>&1 | sed 's/.*: //'",
+                ]);
+        })?;
+        ensure!(
+            o.stdout == "read\nOperation not permitted\n",
+            "{tag} --device :r: stdout {:?} stderr {:?}",
+            o.stdout,
+            o.stderr
+        );
+
+        let o = env.run_in(&format!("dev-priv-{tag}"), &root, |b| {
+            b.privileged(true).args([
+                "sh",
+                "-c",
+                "mknod /dev/t-fuse c 10 229 && : < /dev/t-fuse && echo fuse; \
+                 mknod /dev/t-loop b 7 0 && : < /dev/t-loop && echo loop; \
+                 test -c /dev/fuse && test -b /dev/loop0 && echo host-nodes",
+            ]);
+        })?;
+        ensure!(
+            o.stdout == "fuse\nloop\nhost-nodes\n",
+            "{tag} --privileged: stdout {:?} stderr {:?}",
+            o.stdout,
+            o.stderr
+        );
+    }
+    let err = env
+        .spawn("dev-bad", |b| {
+            b.device(Device::parse("/etc/passwd").expect("parses"))
+                .arg("true");
+        })
+        .err()
+        .ok_or("a regular file was accepted as a device")?;
+    ensure!(
+        chain(&err) == "/etc/passwd is not a device",
+        "{}",
+        chain(&err)
+    );
+    Ok(())
+}
+
+/// A spec whose device rules only deny all (podman's, which leaves the
+/// defaults to the runtime) still gets runc's defaults appended: /dev/null
+/// opens, a console node does not.
+fn engine_spec_gets_the_default_devices(env: &Env) -> Result<(), String> {
+    use wrun_native::oci_spec::runtime::LinuxDeviceCgroup;
+    let mut spec = SpecBuilder::new()
+        .args([
+            "sh",
+            "-c",
+            "echo x > /dev/null && echo null; mknod /dev/t c 4 0; ( : < /dev/t ) 2>&1 | sed 's/.*: //'",
+        ])
+        .build("engine")
+        .map_err(|e| chain(&e))?;
+    let mut deny_all = LinuxDeviceCgroup::default();
+    deny_all.set_access(Some("rwm".into()));
+    if let Some(res) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        res.set_devices(Some(vec![deny_all]));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut c = Launcher::new(&env.state)
+        .helper(&exe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn("engine", &spec, &env.layers)
+        .map_err(|e| chain(&e))?;
+    let (out, err) = collect(&mut c, |_| {})?;
+    let status = c.wait().map_err(|e| chain(&e))?;
+    ensure!(
+        status.exit_code() == 0,
+        "exit {} {err:?}",
+        status.exit_code()
+    );
+    ensure!(
+        out == "null\nOperation not permitted\n",
+        "stdout {out:?} stderr {err:?}"
+    );
+    Ok(())
+}
+
 type Test = (&'static str, fn(&Env) -> Result<(), String>);
 
 /// The children of this process, from /proc.
@@ -1305,6 +1510,12 @@ const TESTS: &[Test] = &[
     (
         "helper_binary_cannot_be_overwritten",
         helper_binary_cannot_be_overwritten,
+    ),
+    ("default_device_rules", default_device_rules),
+    ("granted_devices", granted_devices),
+    (
+        "engine_spec_gets_the_default_devices",
+        engine_spec_gets_the_default_devices,
     ),
 ];
 

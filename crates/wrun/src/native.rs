@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 use wrun_core::{LaunchSpec, Seccomp};
 use wrun_image::ImageRecord;
-use wrun_native::{Container, SeccompPolicy, SpecBuilder, Volume};
+use wrun_native::{Container, Device, SeccompPolicy, SpecBuilder, Volume};
 
 /// A running native container.
 #[derive(Debug)]
@@ -115,6 +115,9 @@ pub(crate) fn start(
     }
     for t in &spec.tmpfs {
         b.tmpfs(t.clone());
+    }
+    for d in &spec.devices {
+        b.device(Device::parse(d)?);
     }
     let limits = spec.sandbox.limit_values();
     b.limits(limits)

@@ -160,6 +160,7 @@ fn launch_spec(a: &RunArgs) -> Result<LaunchSpec> {
     spec.user = a.user.clone();
     spec.hostname = a.hostname.clone();
     spec.tmpfs = a.tmpfs.clone();
+    spec.devices = a.device.clone();
     spec.read_only = a.read_only;
     spec.cap_add = a.cap_add.clone();
     spec.cap_drop = a.cap_drop.clone();

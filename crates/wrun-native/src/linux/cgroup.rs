@@ -3,9 +3,13 @@
 //!
 //! Detection: when the root is a cgroup2 mount (it has `cgroup.controllers`)
 //! wrun uses the unified hierarchy; otherwise every v1 controller mounted
-//! under the root (`memory/`, `pids/`, `cpu/` or `cpu,cpuacct/`) gets its
-//! own directory. A hybrid host (v1 controllers plus an empty
-//! `unified/` cgroup2 mount) is thus served through v1.
+//! under the root (`memory/`, `pids/`, `cpu/` or `cpu,cpuacct/`,
+//! `devices/`) gets its own directory. A hybrid host (v1 controllers plus an
+//! empty `unified/` cgroup2 mount) is thus served through v1.
+//!
+//! Device rules (`resources.devices`) go to the v1 `devices` controller's
+//! files, or on v2 into an eBPF program attached to the cgroup (see
+//! `devices.rs`).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -16,10 +20,15 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 
+use super::bpf;
+use super::devices::Rules;
 use crate::error::{Errno, Error, Result};
 
-/// The controllers wrun manages.
+/// The v2 controllers wrun manages.
 const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+/// The v1 controllers wrun manages: v2's and `devices`, which v2 replaces
+/// with an eBPF program.
+const V1_CONTROLLERS: [&str; 4] = ["cpu", "memory", "pids", "devices"];
 
 /// Where the cgroup hierarchies are, as detected under a root directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +57,7 @@ impl Hierarchy {
             };
         }
         let mut controllers = Vec::new();
-        for name in CONTROLLERS {
+        for name in V1_CONTROLLERS {
             if let Some(dir) = find_v1_mount(root, name) {
                 controllers.push((name.to_string(), dir));
             }
@@ -138,6 +147,11 @@ impl Cgroup {
     /// Creates the container's cgroup at `rel` (e.g. `wrun/<id>`) in
     /// `hierarchy` and applies `resources`. Fails if it already exists or a
     /// limit needs a controller the host does not offer.
+    ///
+    /// Device rules (`resources.devices`, none: no restriction) go to the
+    /// v1 `devices` controller, which must then be mounted, or on v2 into a
+    /// device program attached to the cgroup (which needs a real cgroup2
+    /// file system and CAP_SYS_ADMIN).
     pub fn create(
         hierarchy: &Hierarchy,
         rel: &Path,
@@ -145,6 +159,10 @@ impl Cgroup {
     ) -> Result<Cgroup> {
         check_relative(rel)?;
         let needed = needed_controllers(resources);
+        let devices = match resources.and_then(|r| r.devices().as_deref()) {
+            Some(rules) if !rules.is_empty() => Some(Rules::new(rules)?),
+            _ => None,
+        };
         match hierarchy {
             Hierarchy::V2 { root, available } => {
                 for c in &needed {
@@ -194,14 +212,19 @@ impl Cgroup {
                     version: 2,
                     dirs: vec![(String::new(), dir)],
                 };
-                if let Err(e) = cg.apply_v2(resources) {
+                let applied = cg.apply_v2(resources).and_then(|()| match &devices {
+                    Some(rules) => bpf::attach_device_program(&root.join(rel), &rules.program()),
+                    None => Ok(()),
+                });
+                if let Err(e) = applied {
                     let _ = cg.remove();
                     return Err(e);
                 }
                 Ok(cg)
             }
             Hierarchy::V1 { controllers } => {
-                for c in &needed {
+                let devices_needed = devices.as_ref().map(|_| "devices");
+                for c in needed.iter().chain(devices_needed.iter()) {
                     if !controllers.iter().any(|(name, _)| name == c) {
                         return Err(Error::invalid(format!(
                             "the cgroup controller {c} is not mounted"
@@ -227,7 +250,11 @@ impl Cgroup {
                     }
                     cg.dirs.push((name.clone(), dir));
                 }
-                if let Err(e) = cg.apply_v1(resources) {
+                let applied = cg.apply_v1(resources).and_then(|()| match &devices {
+                    Some(rules) => cg.apply_v1_devices(rules),
+                    None => Ok(()),
+                });
+                if let Err(e) = applied {
                     let _ = cg.remove();
                     return Err(e);
                 }
@@ -302,6 +329,31 @@ impl Cgroup {
             if let Some(shares) = c.shares() {
                 write_file(dir, "cpu.shares", &shares.to_string())?;
             }
+        }
+        Ok(())
+    }
+
+    /// Writes the device rules to the `devices` controller, each rule in a
+    /// write of its own (the kernel reads one rule per write): the reset
+    /// to deny (or allow) every device, then the exceptions, as runc does.
+    fn apply_v1_devices(&self, rules: &Rules) -> Result<()> {
+        let Some(dir) = self.dir("devices") else {
+            return Ok(());
+        };
+        for (file, rule) in rules.v1_writes() {
+            let path = dir.join(file);
+            // Appending: cgroupfs reads each write as it comes, and a fake
+            // cgroupfs in a test keeps every rule written.
+            OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(format!("{rule}\n").as_bytes()))
+                .map_err(|e| Error::Cgroup {
+                    action: format!("write {rule} to {file}"),
+                    path,
+                    source: Errno::from(e),
+                })?;
         }
         Ok(())
     }
@@ -614,6 +666,75 @@ mod tests {
         assert!(err.to_string().contains("pids is not mounted"), "{err}");
         assert!(!tmp.path().join("memory/wrun/c3").exists());
         assert!(Cgroup::create(&h, Path::new("../escape"), None).is_err());
+    }
+
+    fn with_devices(rules: Vec<oci_spec::runtime::LinuxDeviceCgroup>) -> LinuxResources {
+        LinuxResourcesBuilder::default()
+            .devices(rules)
+            .build()
+            .expect("resources")
+    }
+
+    #[test]
+    fn v1_devices_get_a_cgroup_of_their_own_and_runc_rules() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        for c in ["memory", "devices"] {
+            fs::create_dir_all(root.join(c)).expect("fixture");
+            fs::write(root.join(c).join("cgroup.procs"), "").expect("fixture");
+        }
+        let h = Hierarchy::detect(root);
+        let res = with_devices(crate::device::default_device_rules());
+        let cg = Cgroup::create(&h, Path::new("wrun/d1"), Some(&res)).expect("create");
+        let dev = root.join("devices/wrun/d1");
+        assert_eq!(read(dev.join("devices.deny")), "a\n");
+        assert_eq!(
+            read(dev.join("devices.allow")),
+            "c *:* m\nb *:* m\nc 1:3 rwm\nc 1:8 rwm\nc 1:7 rwm\nc 5:0 rwm\nc 1:5 rwm\n\
+             c 1:9 rwm\nc 136:* rwm\nc 5:2 rwm\nc 10:200 rwm\n"
+        );
+        assert!(cg.join_files().contains(&dev.join("tasks")));
+        assert!(cg.dirs().iter().any(|(c, d)| c == "devices" && *d == dev));
+        cg.remove().expect("remove");
+        assert!(!dev.exists());
+
+        // Privileged: allow all, nothing denied.
+        let res = with_devices(vec![crate::device::allow_all_rule()]);
+        let cg = Cgroup::create(&h, Path::new("wrun/d2"), Some(&res)).expect("create");
+        let dev = root.join("devices/wrun/d2");
+        assert_eq!(read(dev.join("devices.allow")), "a\n");
+        assert!(!dev.join("devices.deny").exists());
+        cg.remove().expect("remove");
+
+        // A bad rule is refused before anything is made.
+        let mut bad = crate::device::allow_all_rule();
+        bad.set_access(Some("rwx".into()));
+        let err = Cgroup::create(&h, Path::new("wrun/d3"), Some(&with_devices(vec![bad])))
+            .expect_err("bad access");
+        assert!(err.to_string().contains("subset of rwm"), "{err}");
+        assert!(!root.join("memory/wrun/d3").exists());
+    }
+
+    #[test]
+    fn device_rules_need_their_enforcement() {
+        // v1 without a devices hierarchy: refused, not run unconfined.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(tmp.path().join("memory")).expect("fixture");
+        fs::write(tmp.path().join("memory/cgroup.procs"), "").expect("fixture");
+        let h = Hierarchy::detect(tmp.path());
+        let res = with_devices(crate::device::default_device_rules());
+        let err = Cgroup::create(&h, Path::new("wrun/d"), Some(&res)).expect_err("no devices");
+        assert!(err.to_string().contains("devices is not mounted"), "{err}");
+        assert!(!tmp.path().join("memory/wrun/d").exists());
+
+        // v2: a program cannot be attached to a directory that is no
+        // cgroup (nor loaded without privileges): refused, nothing left.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::write(tmp.path().join("cgroup.controllers"), "memory pids\n").expect("fixture");
+        let h = Hierarchy::detect(tmp.path());
+        let err = Cgroup::create(&h, Path::new("wrun/d"), Some(&res)).expect_err("fake cgroup2");
+        assert!(err.to_string().contains("the device program"), "{err}");
+        assert!(!tmp.path().join("wrun/d").exists());
     }
 
     #[test]

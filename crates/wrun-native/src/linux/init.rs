@@ -429,6 +429,10 @@ fn setup(
     if dev_tmpfs {
         step(rootfs::default_devices(&root, cfg.console.as_deref()))?;
     }
+    step(rootfs::create_devices(
+        &root,
+        linux.devices().as_deref().unwrap_or_default(),
+    ))?;
     // Staged on the container's /dev tmpfs when there is one: a file there
     // costs no inode on the store's disk to create and to remove.
     let stage = if dev_tmpfs {

@@ -341,7 +341,14 @@ impl Launcher {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("wrun/{id}")));
         let rel = rel.strip_prefix("/").unwrap_or(&rel).to_path_buf();
-        let cgroup = Cgroup::create(&hierarchy, &rel, linux.resources().as_ref())?;
+        // runc's default device rules follow the spec's, as runc appends
+        // them: an engine (podman) may leave them to the runtime, and
+        // without them not even /dev/null would open.
+        let mut resources = linux.resources().clone().unwrap_or_default();
+        let mut rules = resources.devices().clone().unwrap_or_default();
+        rules.extend(crate::device::allowed_device_rules());
+        resources.set_devices(Some(rules));
+        let cgroup = Cgroup::create(&hierarchy, &rel, Some(&resources))?;
         guard.cgroup = Some(cgroup.clone());
         state.cgroup = Some(cgroup.clone());
         write_state(&dir, &state)?;
@@ -775,8 +782,18 @@ fn check_supported(spec: &Spec) -> Result<()> {
         }
     }
     if let Some(l) = spec.linux() {
-        if l.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-            return unsupported("linux.devices");
+        for d in l.devices().as_deref().unwrap_or_default() {
+            use oci_spec::runtime::LinuxDeviceType as T;
+            let path = d.path();
+            let ok_path = path.is_absolute() && path != Path::new("/");
+            let ok_type = matches!(d.typ(), T::C | T::U | T::B | T::P);
+            let ok_numbers = u32::try_from(d.major()).is_ok() && u32::try_from(d.minor()).is_ok();
+            if !(ok_path && ok_type && ok_numbers) {
+                return Err(Error::invalid(format!(
+                    "linux.devices entry {}: needs an absolute path, a type of c, u, b or p, and numbers from 0 to 2^32-1",
+                    path.display()
+                )));
+            }
         }
         if l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
             || l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())

@@ -2,7 +2,9 @@
 
 pub mod cgroup;
 
+mod bpf;
 pub(crate) mod caps;
+mod devices;
 mod init;
 mod launch;
 mod proto;

@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount};
 
 use super::proto::CgroupMount;
 use crate::error::Errno;
@@ -473,6 +473,51 @@ pub(crate) fn default_devices(rootfs: &Path, console: Option<&Path>) -> StepResu
             continue;
         }
         symlink(target, &link).map_err(|e| (format!("create /dev/{name}"), Errno::from(e)))?;
+    }
+    Ok(())
+}
+
+/// Creates the spec's `linux.devices` nodes under `rootfs`, as runc does:
+/// after the mounts (a node under /dev lands on the container's /dev
+/// tmpfs), mknod with the entry's type and numbers, then its mode (0666 if
+/// none, whatever the umask) and owner (root if none). A path that exists
+/// already (a default device bound from the host) is left as it is.
+pub(crate) fn create_devices(rootfs: &Path, devices: &[LinuxDevice]) -> StepResult {
+    for d in devices {
+        let shown = d.path().display().to_string();
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err((format!("create device {shown}"), Errno(libc::EINVAL)));
+            }
+        };
+        let dest = secure_join(rootfs, d.path());
+        if let Some(parent) = dest.parent() {
+            mkdir_all(parent)?;
+        }
+        let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
+        // The launcher checked that the numbers fit in 32 bits.
+        let dev = libc::makedev(d.major() as u32, d.minor() as u32);
+        let c = cstr(&dest);
+        // SAFETY: `c` is a valid NUL-terminated path; mknod takes integers
+        // otherwise.
+        if unsafe { libc::mknod(c.as_ptr(), kind | mode, dev) } != 0 {
+            let e = Errno::last();
+            if e.0 == libc::EEXIST {
+                continue;
+            }
+            return Err((format!("create device {shown}"), e));
+        }
+        // SAFETY: as above; the node was just made, so it is no symlink.
+        if unsafe { libc::chmod(c.as_ptr(), mode) } != 0
+            // SAFETY: as above; lchown never follows a symlink.
+            || unsafe { libc::lchown(c.as_ptr(), d.uid().unwrap_or(0), d.gid().unwrap_or(0)) }
+                != 0
+        {
+            return Err((format!("set the mode and owner of {shown}"), Errno::last()));
+        }
     }
     Ok(())
 }
