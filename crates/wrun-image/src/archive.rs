@@ -87,12 +87,18 @@ fn untar(file: &Path, dest: &Dir) -> Result<(), Error> {
                 io::copy(&mut entry, &mut out)
                     .map_err(|e| bad(format!("{}: {e}", rel.display())))?;
             }
-            // docker save links identical layers; follow within the archive.
+            // docker save links identical layers, and skopeo links each
+            // `<id>/layer.tar` to its blob (with no entry for `<id>/`
+            // before it); followed within the archive.
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
                     .map_err(|e| bad(e.to_string()))?
                     .ok_or_else(|| bad(format!("entry {path:?} has no link target")))?;
+                if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    dest.create_dir_all(parent)
+                        .map_err(|e| bad(format!("{}: {e}", rel.display())))?;
+                }
                 dest.symlink(&target, &rel)
                     .map_err(|e| bad(format!("{}: {e}", rel.display())))?;
             }
