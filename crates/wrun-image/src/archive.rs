@@ -170,8 +170,10 @@ impl Fetch for LayoutFetch {
             reason: format!("{rel}: {e}"),
         })?;
         let path = self.path.join(&rel);
-        // The reads are local and short; the consumer does the heavy work on its own thread.
-        tokio::task::block_in_place(|| {
+        // Blocking reads go to the blocking pool, never `block_in_place`:
+        // that panics on a current-thread runtime, which a library's
+        // caller may well use.
+        let reading = tokio::task::spawn_blocking(move || {
             loop {
                 let mut buf = vec![0u8; 1 << 20];
                 let n = f.read(&mut buf).map_err(Error::io("read", &path))?;
@@ -183,7 +185,10 @@ impl Fetch for LayoutFetch {
                     return Ok(());
                 }
             }
-        })
+        });
+        reading.await.map_err(|e| {
+            Error::io("read", self.path.join(Self::blob_rel(&blob.digest)))(io::Error::other(e))
+        })?
     }
 }
 
