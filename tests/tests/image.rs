@@ -50,6 +50,16 @@ fn hostile_with(repo: &str, tag: &str, content: Tagged<'_>) -> Hostile {
     h
 }
 
+/// The pid of a process that ran and was reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("reap true");
+    pid
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p)
         .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
@@ -623,8 +633,16 @@ fn rmi_by_name_and_short_id_and_prune() {
     let fake_layer = env.layer_dir(&wrun_tests::sha256(b"fake layer"));
     std::fs::create_dir_all(fake_layer.join("usr/bin")).expect("make a fake layer");
     std::fs::write(fake_layer.join("usr/bin/x"), b"x").expect("write into the fake layer");
-    std::fs::write(env.root().join("tmp/blob-1-2-3"), b"half a blob").expect("tmp leftover");
-    std::fs::create_dir_all(env.root().join("tmp/layer-1-2-3/etc")).expect("tmp leftover dir");
+    // Leftovers of a process that is gone (a live one's work is kept: see
+    // `prune_keeps_the_work_of_a_process_that_runs`).
+    let dead = dead_pid();
+    std::fs::write(
+        env.root().join(format!("tmp/blob-{dead}-2-3")),
+        b"half a blob",
+    )
+    .expect("tmp leftover");
+    std::fs::create_dir_all(env.root().join(format!("tmp/layer-{dead}-2-3/etc")))
+        .expect("tmp leftover dir");
     let r = env.ok(&["image", "prune"]);
     assert!(r.stdout.contains("Deleted"), "{}", r.stdout);
     assert!(!env.blob_path(&wrun_tests::sha256(junk)).exists());
@@ -1506,6 +1524,26 @@ fn pull_killed_mid_blob_leaves_nothing_visible_and_the_next_completes() {
     env.ok(&["image", "prune"]);
     assert_eq!(env.list("tmp"), Vec::<String>::new());
     env.assert_consistent();
+}
+
+#[test]
+fn prune_keeps_the_work_of_a_process_that_runs() {
+    let env = Env::new();
+    env.ok(&["images"]);
+    // This test process runs: work named after it is in progress.
+    let me = std::process::id();
+    let live = env.root().join(format!("tmp/blob-{me}-1-2"));
+    std::fs::write(&live, b"in progress").expect("write live work");
+    let dead = env.root().join(format!("tmp/blob-{}-1-2", dead_pid()));
+    std::fs::write(&dead, b"left behind").expect("write a leftover");
+    let r = env.ok(&["image", "prune"]);
+    assert!(live.is_file(), "a live process's work was removed");
+    assert!(!dead.exists(), "a dead process's leftover was kept");
+    assert!(
+        r.stdout.contains("1 leftovers") && r.stdout.contains("(11 bytes;"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// A tmpfs mounted for one test; unmounted on drop.

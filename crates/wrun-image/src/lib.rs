@@ -10,6 +10,7 @@ pub mod auth;
 pub mod classify;
 pub mod digest;
 mod error;
+pub mod owner;
 pub mod program;
 pub mod pull;
 pub mod push;

@@ -9,21 +9,24 @@
 //! images/<hex>.json      one record per image, named by manifest digest
 //! refs.json              name -> manifest digest
 //! tmp/                   work in progress; never visible under the names above
+//!                        (`<kind>-<owner>-…`, the owner a process; see [`crate::owner`])
 //! locks/                 flock(2) files
 //! cache/                 derived data (compiled Wasm), safe to delete
 //! ```
 //!
 //! Every write is temp-file + fsync + rename, so a process killed at any
-//! point leaves nothing half-visible; leftovers in `tmp/` are removed by
-//! [`Store::prune`]. Pulls hold the store lock shared and each blob's lock
+//! point leaves nothing half-visible; what processes that are gone left in
+//! `tmp/` is removed by [`Store::prune`], and work of a process that still
+//! runs is never touched. Pulls hold the store lock shared and each blob's lock
 //! exclusively while fetching it, so two pulls of one image download each blob
 //! once; removal and pruning hold the store lock exclusively.
 
 use crate::digest::{Digest, Hasher};
+use crate::owner::Owner;
 use crate::{Error, ImageRecord};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -259,7 +262,7 @@ impl Store {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        format!("tmp/{kind}-{}-{n}-{nanos:08x}", std::process::id())
+        format!("tmp/{kind}-{}-{n}-{nanos:08x}", Owner::current())
     }
 
     fn lock_file(&self, name: &str, exclusive: bool) -> Result<Lock, Error> {
@@ -489,8 +492,8 @@ impl Store {
     }
 
     /// Deletes blobs and unpacked layers that no image references, and
-    /// leftovers of interrupted work in `tmp/`, and reports what went
-    /// (bytes are counted for blobs only).
+    /// leftovers in `tmp/` of processes that are gone (interrupted pulls),
+    /// and reports what went, with the bytes of every file removed.
     pub fn prune(&self) -> Result<PruneReport, Error> {
         let _lock = self.lock_exclusive()?;
         self.collect_garbage()
@@ -498,9 +501,11 @@ impl Store {
 
     /// Removes each entry of the directory `rel` whose name `doomed` picks
     /// (a directory with all it holds). Returns how many went and the
-    /// bytes of the files among them.
+    /// bytes they held: the sizes of the files among them and in them,
+    /// counted before removal, each file once however many links it has.
     fn sweep(&self, rel: &str, doomed: impl Fn(&str) -> bool) -> Result<(u64, u64), Error> {
         let (mut count, mut bytes) = (0, 0);
+        let mut seen = HashSet::new();
         for entry in self
             .dir
             .read_dir(rel)
@@ -514,13 +519,22 @@ impl Store {
             let path = format!("{rel}/{name}");
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let res = if is_dir {
+                if let Ok(d) = self.dir.open_dir(&path) {
+                    bytes += tree_bytes(&d, &mut seen);
+                }
                 self.dir.remove_dir_all(&path)
             } else {
-                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if let Ok(m) = entry.metadata() {
+                    bytes += file_bytes(&m, &mut seen);
+                }
                 self.dir.remove_file(&path)
             };
-            res.map_err(Error::io("remove", self.root.join(&path)))?;
-            count += 1;
+            match res {
+                Ok(()) => count += 1,
+                // Gone already: another sweeper of dead leftovers was first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", self.root.join(&path))(e)),
+            }
         }
         Ok((count, bytes))
     }
@@ -550,14 +564,20 @@ impl Store {
                 self.sweep(&format!("blobs/{alg}"), |name| unreferenced(&blobs, name))?;
             report.blobs += n;
             report.bytes += bytes;
-            report.layers += self
-                .sweep(&format!("layers/{alg}"), |name| unreferenced(&layers, name))?
-                .0;
+            let (n, bytes) =
+                self.sweep(&format!("layers/{alg}"), |name| unreferenced(&layers, name))?;
+            report.layers += n;
+            report.bytes += bytes;
         }
         // Per-blob lock files: no pull holds one while the store is held
         // exclusively, so they can go (a later pull creates its own again).
         self.sweep("locks", |name| name.starts_with("blob-"))?;
-        report.temporary = self.sweep("tmp", |_| true)?.0;
+        // A process that runs may have work in `tmp/` outside the store
+        // lock (an archive being read before its import starts): only what
+        // dead processes left goes.
+        let (n, bytes) = self.sweep("tmp", |name| !owner_alive(name))?;
+        report.temporary = n;
+        report.bytes += bytes;
         Ok(report)
     }
 }
@@ -571,8 +591,47 @@ pub struct PruneReport {
     pub layers: u64,
     /// Leftovers of interrupted work deleted.
     pub temporary: u64,
-    /// Bytes of blobs freed.
+    /// Bytes freed: the sizes of the files removed (blobs, unpacked
+    /// layers, leftovers), counted before removal, each file once.
     pub bytes: u64,
+}
+
+/// Whether the work in `tmp/` named `name` (`<kind>-<owner>-…`) belongs to
+/// a process that still runs. A name that names no owner is no process's.
+fn owner_alive(name: &str) -> bool {
+    name.split('-')
+        .nth(1)
+        .and_then(Owner::parse)
+        .is_some_and(|o| o.is_alive())
+}
+
+/// The size of a file not yet counted (see [`Store::sweep`]).
+fn file_bytes(meta: &cap_std::fs::Metadata, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    use cap_fs_ext::MetadataExt;
+    if meta.is_dir() || !seen.insert((meta.dev(), meta.ino())) {
+        return 0;
+    }
+    meta.len()
+}
+
+/// The sizes of the files in a tree not yet counted; what cannot be read
+/// counts nothing.
+fn tree_bytes(dir: &Dir, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    let Ok(entries) = dir.entries() else {
+        return 0;
+    };
+    let mut bytes = 0;
+    for entry in entries.flatten() {
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir {
+            if let Ok(sub) = entry.open_dir() {
+                bytes += tree_bytes(&sub, seen);
+            }
+        } else if let Ok(m) = entry.metadata() {
+            bytes += file_bytes(&m, seen);
+        }
+    }
+    bytes
 }
 
 /// A blob being written; see [`Store::blob_writer`]. Dropped without

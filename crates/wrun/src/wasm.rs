@@ -200,7 +200,7 @@ fn rootfs(store: &Store, record: &ImageRecord) -> Result<PathBuf, Error> {
     };
     let tmp = cache.join(format!(
         ".tmp-{}-{}",
-        std::process::id(),
+        wrun_image::owner::Owner::current(),
         record.digest.short()
     ));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -302,16 +302,17 @@ fn is_opaque(dir: &Path) -> bool {
     n == 1 && value[0] == b'y'
 }
 
-/// Whether `name` is the temporary tree of a merge whose process runs.
+/// Whether `name` is the temporary tree of a merge whose process runs
+/// (`.tmp-<owner>-…`; the one rule of [`wrun_image::owner`]).
 fn merging(name: &str) -> bool {
     name.strip_prefix(".tmp-")
         .and_then(|rest| rest.split('-').next())
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
+        .and_then(wrun_image::owner::Owner::parse)
+        .is_some_and(|o| o.is_alive())
 }
 
 /// Removes the merged trees (see [`rootfs`]) of images no longer stored,
-/// and leftovers of merges that were interrupted: a `.tmp-<pid>-…` tree
+/// and leftovers of merges that were interrupted: a `.tmp-<owner>-…` tree
 /// whose process still runs is a merge in progress and is left alone.
 /// Returns 0: their files are hard links to layers, so removing them frees
 /// no data of its own.
