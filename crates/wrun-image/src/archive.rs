@@ -9,7 +9,7 @@ use crate::store::Store;
 use crate::{Blob, Error, ImageRecord, media};
 use cap_std::fs::Dir;
 use serde_json::{Value, json};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -162,6 +162,7 @@ impl Fetch for LayoutFetch {
     async fn stream(
         &self,
         blob: &Blob,
+        offset: u64,
         tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
     ) -> Result<(), Error> {
         let rel = Self::blob_rel(&blob.digest);
@@ -170,6 +171,8 @@ impl Fetch for LayoutFetch {
             reason: format!("{rel}: {e}"),
         })?;
         let path = self.path.join(&rel);
+        f.seek(io::SeekFrom::Start(offset))
+            .map_err(Error::io("read", &path))?;
         // Blocking reads go to the blocking pool, never `block_in_place`:
         // that panics on a current-thread runtime, which a library's
         // caller may well use.
@@ -586,5 +589,6 @@ pub async fn load(store: &Store, file: &Path, opts: &PullOptions) -> Result<Pull
     } else {
         Source::OciArchive(file.to_path_buf(), None)
     };
+    store.discard_leftovers();
     import(store, source, opts).await
 }

@@ -15,9 +15,12 @@
 //! ```
 //!
 //! Every write is temp-file + fsync + rename, so a process killed at any
-//! point leaves nothing half-visible; what processes that are gone left in
-//! `tmp/` is removed by [`Store::prune`], and work of a process that still
-//! runs is never touched. Pulls hold the store lock shared and each blob's lock
+//! point leaves nothing half-visible. What a dead process left in `tmp/` is
+//! removed by the next pull ([`Store::discard_leftovers`]), except its
+//! partial layer blobs (`partial-<owner>-<n>-<alg>-<hex>`), which the next
+//! pull of the same blob resumes ([`Store::resume_blob_writer`]);
+//! [`Store::prune`] removes all of it. Work of a process that still runs is
+//! never touched. Pulls hold the store lock shared and each blob's lock
 //! exclusively while fetching it, so two pulls of one image download each blob
 //! once; removal and pruning hold the store lock exclusively.
 
@@ -27,7 +30,7 @@ use crate::{Error, ImageRecord};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -199,9 +202,112 @@ impl Store {
             size,
             what,
             written: 0,
+            kept: 0,
             file: Some(io::BufWriter::with_capacity(1 << 20, file)),
             tmp,
         })
+    }
+
+    /// [`Store::blob_writer`] for a layer blob that may have been partly
+    /// fetched by a process that is gone: its partial file, if one is in
+    /// `tmp/`, is taken over, its bytes hashed, and writing goes on at its
+    /// end ([`BlobWriter::kept`] says where; the caller fetches the rest).
+    /// The partial file of a writer dropped uncommitted is removed, as any
+    /// writer's is; a partial file is left behind only by a process that
+    /// died, for the next one to resume.
+    ///
+    /// Must be called with the blob's lock ([`Store::lock_blob`]) held: then
+    /// no running process writes that blob. Blocks while it hashes.
+    pub fn resume_blob_writer(
+        &self,
+        expected: Digest,
+        size: u64,
+        what: String,
+    ) -> Result<BlobWriter, Error> {
+        let suffix = format!("-{}-{}", expected.algorithm_name(), expected.hex());
+        let mut leftovers = Vec::new();
+        for entry in self
+            .dir
+            .read_dir("tmp")
+            .map_err(Error::io("list", self.root.join("tmp")))?
+        {
+            let entry = entry.map_err(Error::io("list", self.root.join("tmp")))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("partial-") && name.ends_with(&suffix) && !owner_alive(&name) {
+                let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                leftovers.push((len, name));
+            }
+        }
+        // The longest partial file that is not too long is the one to go on
+        // from; any other is of no use.
+        leftovers.sort();
+        let chosen = leftovers
+            .iter()
+            .rev()
+            .find(|(len, _)| *len <= size)
+            .map(|(_, name)| name.clone());
+        for (_, name) in &leftovers {
+            if Some(name) != chosen.as_ref() {
+                let _ = self.dir.remove_file(format!("tmp/{name}"));
+            }
+        }
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = format!("tmp/partial-{}-{n}{suffix}", Owner::current());
+        let path = self.root.join(&tmp);
+        let claimed = chosen.is_some_and(|name| {
+            self.dir
+                .rename(format!("tmp/{name}"), &self.dir, &tmp)
+                .is_ok()
+        });
+        let mut file = self
+            .dir
+            .open_with(
+                &tmp,
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(!claimed),
+            )
+            .map_err(Error::io("create", &path))?;
+        let mut hasher = expected.hasher();
+        let mut kept = 0u64;
+        if claimed {
+            // Hash the kept prefix first: the digest check at commit covers
+            // every byte, those of the dead process as much as ours.
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).map_err(Error::io("read", &path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                kept += n as u64;
+            }
+        }
+        file.seek(io::SeekFrom::Start(kept))
+            .map_err(Error::io("seek", &path))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            hasher,
+            expected,
+            size: Some(size),
+            what,
+            written: kept,
+            kept,
+            file: Some(io::BufWriter::with_capacity(1 << 20, file)),
+            tmp,
+        })
+    }
+
+    /// Removes what processes that are gone left in `tmp/`, but for partial
+    /// blobs, which a pull resumes (see [`Store::resume_blob_writer`]); best
+    /// effort. What every pull does first. The store lock need not be held:
+    /// only work of dead processes is touched, and nobody else takes it over.
+    pub fn discard_leftovers(&self) {
+        let _ = self.sweep("tmp", |name| {
+            !name.starts_with("partial-") && !owner_alive(name)
+        });
     }
 
     /// A fresh, empty directory in `tmp/` (to unpack a layer into, then
@@ -643,6 +749,7 @@ pub struct BlobWriter {
     what: String,
     hasher: Hasher,
     written: u64,
+    kept: u64,
     file: Option<io::BufWriter<cap_std::fs::File>>,
     tmp: String,
 }
@@ -676,9 +783,30 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
-    /// Bytes written so far.
+    /// Bytes written so far (with those [`kept`](BlobWriter::kept)).
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Bytes taken over from a dead process's partial file (see
+    /// [`Store::resume_blob_writer`]): the blob's first bytes, already
+    /// hashed; what is written goes after them.
+    pub fn kept(&self) -> u64 {
+        self.kept
+    }
+
+    /// Reads the [`kept`](BlobWriter::kept) bytes again from the start (to
+    /// unpack them); `None` when nothing was kept.
+    pub fn read_kept(&self) -> Result<Option<io::Take<cap_std::fs::File>>, Error> {
+        if self.kept == 0 {
+            return Ok(None);
+        }
+        let f = self
+            .store
+            .dir
+            .open(&self.tmp)
+            .map_err(Error::io("open", self.store.root.join(&self.tmp)))?;
+        Ok(Some(f.take(self.kept)))
     }
 
     /// Verifies size and digest, syncs, and moves the blob into place.
