@@ -1,7 +1,9 @@
 //! Support for wrun's end-to-end tests: running the `wrun` binary against a
 //! store of its own ([`Env`]), a real CNCF distribution registry
 //! ([`Registry`]), a hostile loopback registry ([`Hostile`]) for what no
-//! honest registry serves, and image fixtures written in Rust ([`fixture`]).
+//! honest registry serves, a proxy in front of a real one that can hold a
+//! transfer back mid-blob ([`Proxy`]), and image fixtures written in Rust
+//! ([`fixture`]).
 //!
 //! Tests that need a tool or root that is missing print `skipped: <reason>`
 //! and return, except when `WRUN_REQUIRE_PRIVILEGED=1` (CI sets it): then a
@@ -9,9 +11,11 @@
 
 pub mod fixture;
 pub mod hostile;
+pub mod proxy;
 pub mod registry;
 
 pub use hostile::{Hostile, Misbehave};
+pub use proxy::Proxy;
 pub use registry::Registry;
 
 use serde_json::Value;

@@ -5,14 +5,17 @@
 
 use serde_json::Value;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 use wrun_tests::fixture::{
     self, Compression, ELF_HEAD, Image, ImageBuilder, Index, Layer, Tagged, TarEntry, WASM_MODULE,
 };
 use wrun_tests::{
-    Env, Hostile, Misbehave, Registry, assert_failure, have_root, have_tools, hex_of,
+    Env, Hostile, Misbehave, Proxy, Registry, assert_failure, have_root, have_tools, hex_of,
+    wait_until,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -48,6 +51,16 @@ fn hostile_with(repo: &str, tag: &str, content: Tagged<'_>) -> Hostile {
     let h = Hostile::start();
     h.add(repo, tag, content);
     h
+}
+
+/// The pid of a process that ran and was reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("reap true");
+    pid
 }
 
 fn mode(p: &Path) -> u32 {
@@ -623,8 +636,16 @@ fn rmi_by_name_and_short_id_and_prune() {
     let fake_layer = env.layer_dir(&wrun_tests::sha256(b"fake layer"));
     std::fs::create_dir_all(fake_layer.join("usr/bin")).expect("make a fake layer");
     std::fs::write(fake_layer.join("usr/bin/x"), b"x").expect("write into the fake layer");
-    std::fs::write(env.root().join("tmp/blob-1-2-3"), b"half a blob").expect("tmp leftover");
-    std::fs::create_dir_all(env.root().join("tmp/layer-1-2-3/etc")).expect("tmp leftover dir");
+    // Leftovers of a process that is gone (a live one's work is kept: see
+    // `prune_keeps_the_work_of_a_process_that_runs`).
+    let dead = dead_pid();
+    std::fs::write(
+        env.root().join(format!("tmp/blob-{dead}-2-3")),
+        b"half a blob",
+    )
+    .expect("tmp leftover");
+    std::fs::create_dir_all(env.root().join(format!("tmp/layer-{dead}-2-3/etc")))
+        .expect("tmp leftover dir");
     let r = env.ok(&["image", "prune"]);
     assert!(r.stdout.contains("Deleted"), "{}", r.stdout);
     assert!(!env.blob_path(&wrun_tests::sha256(junk)).exists());
@@ -1506,6 +1527,269 @@ fn pull_killed_mid_blob_leaves_nothing_visible_and_the_next_completes() {
     env.ok(&["image", "prune"]);
     assert_eq!(env.list("tmp"), Vec::<String>::new());
     env.assert_consistent();
+}
+
+#[test]
+fn prune_keeps_the_work_of_a_process_that_runs() {
+    let env = Env::new();
+    env.ok(&["images"]);
+    // This test process runs: work named after it is in progress.
+    let me = std::process::id();
+    let live = env.root().join(format!("tmp/blob-{me}-1-2"));
+    std::fs::write(&live, b"in progress").expect("write live work");
+    let dead = env.root().join(format!("tmp/blob-{}-1-2", dead_pid()));
+    std::fs::write(&dead, b"left behind").expect("write a leftover");
+    let r = env.ok(&["image", "prune"]);
+    assert!(live.is_file(), "a live process's work was removed");
+    assert!(!dead.exists(), "a dead process's leftover was kept");
+    assert!(
+        r.stdout.contains("1 leftovers") && r.stdout.contains("(11 bytes;"),
+        "{}",
+        r.stdout
+    );
+}
+
+// ---------------------------------------------------------------- interrupted pulls
+
+/// The size of the layer of [`big_image`]: 64 MiB of noise.
+const BIG: usize = 64 << 20;
+/// Where the proxy holds a pull of [`big_image`] back: mid-blob.
+const STALL: u64 = 24 << 20;
+
+/// An image of one uncompressed layer holding [`BIG`] bytes that do not compress.
+fn big_image() -> &'static Image {
+    static IMAGE: OnceLock<Image> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        ImageBuilder::new()
+            .layer(Layer::tar(
+                &[TarEntry::file("payload", 0o644, &fixture::noise(BIG, 64))],
+                Compression::None,
+            ))
+            .build()
+    })
+}
+
+/// A real registry holding [`big_image`] as `e2e/big:v1`, a proxy in front
+/// of it, and the reference through the proxy; `None` (skipped) without the tools.
+fn big_behind_proxy() -> Option<(Registry, Proxy, String)> {
+    let reg = registry_with("e2e/big:v1", Tagged::Image(big_image()))?;
+    let proxy = Proxy::start(reg.port());
+    let reference = format!("{}/e2e/big:v1", proxy.host());
+    Some((reg, proxy, reference))
+}
+
+/// The partial files of the blob `digest` in the store's `tmp/`, with their sizes.
+fn partials(env: &Env, digest: &str) -> Vec<(String, u64)> {
+    env.list("tmp")
+        .into_iter()
+        .filter(|n| n.starts_with("partial-") && n.ends_with(hex_of(digest)))
+        .map(|n| {
+            let len = std::fs::metadata(env.root().join("tmp").join(&n)).map_or(0, |m| m.len());
+            (n, len)
+        })
+        .collect()
+}
+
+/// Starts `wrun pull reference`, lets the proxy pass [`STALL`] bytes, waits
+/// until the layer's partial blob holds most of them, and sends the pull
+/// `sig`. Returns the partial blob's size after the pull died.
+fn interrupt_pull(env: &Env, proxy: &Proxy, reference: &str, sig: i32) -> u64 {
+    let layer = &big_image().layers[0].blob;
+    proxy.reset();
+    proxy.stall_at(STALL);
+    let mut child = env
+        .command(&["pull", reference])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn wrun pull");
+    let caught = wait_until(Duration::from_secs(120), || {
+        proxy.stalled()
+            && partials(env, &layer.digest)
+                .iter()
+                .any(|(_, len)| *len >= STALL - (4 << 20))
+    });
+    if !caught {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the pull never got {STALL} bytes into the blob: {} sent, tmp {:?}",
+            proxy.sent(),
+            env.list("tmp")
+        );
+    }
+    let pid = i32::try_from(child.id()).expect("a pid fits in i32");
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own
+    // child's, not yet reaped, so it names no other process.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "signal the pull");
+    let status = child.wait().expect("reap the pull");
+    assert_eq!(status.signal(), Some(sig), "the pull died of the signal");
+    assert!(
+        !env.blob_path(&layer.digest).exists(),
+        "a partial blob is visible"
+    );
+    assert_eq!(env.list("images"), Vec::<String>::new());
+    env.assert_consistent();
+    let left = partials(env, &layer.digest);
+    assert_eq!(left.len(), 1, "one partial blob is left: {left:?}");
+    left[0].1
+}
+
+#[test]
+fn a_pull_killed_mid_blob_by_sigterm_or_sigkill_is_resumed_by_the_next() {
+    let Some((_reg, proxy, reference)) = big_behind_proxy() else {
+        return;
+    };
+    let image = big_image();
+    for sig in [libc::SIGTERM, libc::SIGKILL] {
+        let env = Env::new();
+        let kept = interrupt_pull(&env, &proxy, &reference, sig);
+        assert!(
+            env.list("tmp").len() > 1,
+            "the half-unpacked layer is left too: {:?}",
+            env.list("tmp")
+        );
+
+        proxy.reset();
+        let r = env.ok(&["pull", &reference]);
+        assert_eq!(r.line(), image.manifest.digest, "signal {sig}");
+        assert!(
+            r.stderr.contains(&format!("resuming after {kept} bytes")),
+            "signal {sig}: the next pull does not resume: {}",
+            r.stderr
+        );
+        // Only the rest of the blob came over the network (and the
+        // manifest, the config and headers, which are small).
+        let rest = BIG as u64 - kept;
+        assert!(
+            proxy.sent() < rest + (1 << 20),
+            "signal {sig}: {} bytes fetched for the {rest} missing",
+            proxy.sent()
+        );
+        assert_eq!(
+            env.list("tmp"),
+            Vec::<String>::new(),
+            "signal {sig}: the leftovers are gone"
+        );
+        assert_eq!(
+            std::fs::read(env.layer_dir(image.diff_id(0)).join("payload")).expect("payload"),
+            fixture::noise(BIG, 64),
+            "signal {sig}"
+        );
+        env.assert_consistent();
+    }
+}
+
+#[test]
+fn a_dead_pulls_leftovers_that_cannot_be_resumed_are_discarded_by_the_next_pull() {
+    let Some((_reg, proxy, reference)) = big_behind_proxy() else {
+        return;
+    };
+    let env = Env::new();
+    interrupt_pull(&env, &proxy, &reference, libc::SIGKILL);
+    let layer = &big_image().layers[0].blob;
+    // A partial blob longer than the blob can be no prefix of it.
+    let (name, _) = partials(&env, &layer.digest).remove(0);
+    let path = env.root().join("tmp").join(&name);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open the partial blob");
+    f.set_len(layer.bytes.len() as u64 + 1)
+        .expect("lengthen the partial blob");
+    drop(f);
+
+    proxy.reset();
+    let r = env.ok(&["pull", &reference]);
+    assert!(!r.stderr.contains("resuming"), "{}", r.stderr);
+    assert!(
+        proxy.sent() > layer.bytes.len() as u64,
+        "the whole blob came again"
+    );
+    assert_eq!(env.list("tmp"), Vec::<String>::new());
+    env.assert_consistent();
+}
+
+#[test]
+fn a_dead_pulls_partial_blob_that_is_not_a_prefix_is_fetched_again() {
+    let Some((_reg, proxy, reference)) = big_behind_proxy() else {
+        return;
+    };
+    let env = Env::new();
+    interrupt_pull(&env, &proxy, &reference, libc::SIGKILL);
+    let layer = &big_image().layers[0].blob;
+    // Data a crash lost: the kept bytes are not the blob's.
+    let (name, _) = partials(&env, &layer.digest).remove(0);
+    let path = env.root().join("tmp").join(&name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open the partial blob");
+    use std::io::{Seek as _, Write as _};
+    f.seek(std::io::SeekFrom::Start(4 << 20)).expect("seek");
+    f.write_all(&[0u8; 4096]).expect("spoil the partial blob");
+    drop(f);
+
+    proxy.reset();
+    let r = env.ok(&["pull", &reference]);
+    assert!(r.stderr.contains("resuming"), "{}", r.stderr);
+    assert_eq!(r.line(), big_image().manifest.digest);
+    assert_eq!(env.list("tmp"), Vec::<String>::new());
+    assert_eq!(
+        std::fs::read(env.layer_dir(big_image().diff_id(0)).join("payload")).expect("payload"),
+        fixture::noise(BIG, 64)
+    );
+    env.assert_consistent();
+}
+
+/// The bytes of the files under the store's `rel` directories, each file once.
+fn bytes_under(env: &Env, rels: &[&str]) -> u64 {
+    use std::collections::HashSet;
+    fn walk(p: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        let mut bytes = 0;
+        for e in rd.flatten() {
+            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if m.is_dir() {
+                bytes += walk(&e.path(), seen);
+            } else if seen.insert((m.dev(), m.ino())) {
+                bytes += m.len();
+            }
+        }
+        bytes
+    }
+    let mut seen = HashSet::new();
+    rels.iter()
+        .map(|r| walk(&env.root().join(r), &mut seen))
+        .sum()
+}
+
+#[test]
+fn image_prune_after_a_killed_pull_reports_the_bytes_it_freed() {
+    let Some((_reg, proxy, reference)) = big_behind_proxy() else {
+        return;
+    };
+    let env = Env::new();
+    let kept = interrupt_pull(&env, &proxy, &reference, libc::SIGKILL);
+    // All of it is unreferenced: the partial blob and layer, and the config blob.
+    let there = bytes_under(&env, &["tmp", "blobs", "layers"]);
+    assert!(
+        there > kept,
+        "{there} bytes in the store, {kept} of them the partial blob"
+    );
+
+    let r = env.ok(&["image", "prune"]);
+    assert!(
+        r.stdout.contains(&format!("({there} bytes;")),
+        "prune reports what it freed, {there} bytes: {}",
+        r.stdout
+    );
+    assert_eq!(env.list("tmp"), Vec::<String>::new());
+    assert_eq!(bytes_under(&env, &["tmp", "blobs", "layers"]), 0);
 }
 
 /// A tmpfs mounted for one test; unmounted on drop.

@@ -21,6 +21,10 @@ pub fn for_pull(quiet: bool) -> Option<Arc<dyn Progress>> {
 struct Lines;
 
 impl Progress for Lines {
+    fn resumed(&self, digest: &Digest, offset: u64) {
+        eprintln!("{}: resuming after {offset} bytes", digest.short());
+    }
+
     fn finish(&self, digest: &Digest, cached: bool) {
         let what = if cached { "already present" } else { "pulled" };
         eprintln!("{}: {what}", digest.short());
@@ -46,6 +50,12 @@ impl Progress for Bars {
         bar.set_prefix(digest.short().to_string());
         if let Ok(mut bars) = self.bars.lock() {
             bars.insert(digest.clone(), bar);
+        }
+    }
+
+    fn resumed(&self, digest: &Digest, offset: u64) {
+        if let Some(bar) = self.bars.lock().ok().and_then(|b| b.get(digest).cloned()) {
+            bar.set_position(offset);
         }
     }
 

@@ -9,7 +9,7 @@ use crate::store::Store;
 use crate::{Blob, Error, ImageRecord, media};
 use cap_std::fs::Dir;
 use serde_json::{Value, json};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -87,12 +87,18 @@ fn untar(file: &Path, dest: &Dir) -> Result<(), Error> {
                 io::copy(&mut entry, &mut out)
                     .map_err(|e| bad(format!("{}: {e}", rel.display())))?;
             }
-            // docker save links identical layers; follow within the archive.
+            // docker save links identical layers, and skopeo links each
+            // `<id>/layer.tar` to its blob (with no entry for `<id>/`
+            // before it); followed within the archive.
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name()
                     .map_err(|e| bad(e.to_string()))?
                     .ok_or_else(|| bad(format!("entry {path:?} has no link target")))?;
+                if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    dest.create_dir_all(parent)
+                        .map_err(|e| bad(format!("{}: {e}", rel.display())))?;
+                }
                 dest.symlink(&target, &rel)
                     .map_err(|e| bad(format!("{}: {e}", rel.display())))?;
             }
@@ -156,6 +162,7 @@ impl Fetch for LayoutFetch {
     async fn stream(
         &self,
         blob: &Blob,
+        offset: u64,
         tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
     ) -> Result<(), Error> {
         let rel = Self::blob_rel(&blob.digest);
@@ -164,8 +171,12 @@ impl Fetch for LayoutFetch {
             reason: format!("{rel}: {e}"),
         })?;
         let path = self.path.join(&rel);
-        // The reads are local and short; the consumer does the heavy work on its own thread.
-        tokio::task::block_in_place(|| {
+        f.seek(io::SeekFrom::Start(offset))
+            .map_err(Error::io("read", &path))?;
+        // Blocking reads go to the blocking pool, never `block_in_place`:
+        // that panics on a current-thread runtime, which a library's
+        // caller may well use.
+        let reading = tokio::task::spawn_blocking(move || {
             loop {
                 let mut buf = vec![0u8; 1 << 20];
                 let n = f.read(&mut buf).map_err(Error::io("read", &path))?;
@@ -177,7 +188,10 @@ impl Fetch for LayoutFetch {
                     return Ok(());
                 }
             }
-        })
+        });
+        reading.await.map_err(|e| {
+            Error::io("read", self.path.join(Self::blob_rel(&blob.digest)))(io::Error::other(e))
+        })?
     }
 }
 
@@ -575,5 +589,6 @@ pub async fn load(store: &Store, file: &Path, opts: &PullOptions) -> Result<Pull
     } else {
         Source::OciArchive(file.to_path_buf(), None)
     };
+    store.discard_leftovers();
     import(store, source, opts).await
 }

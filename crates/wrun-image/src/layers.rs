@@ -194,7 +194,7 @@ impl LayerStack {
 /// `cache/rootfs/<manifest hex>`. The merge's files are hard links to the
 /// shared layers' files, so it costs directory entries, not data.
 ///
-/// Concurrent callers each build into `.tmp-<pid>-…` and the first rename
+/// Concurrent callers each build into `.tmp-<owner>-…` and the first rename
 /// wins; [`prune_merged`] leaves the temporary tree of a live process alone.
 pub fn merged_root(store: &Store, record: &ImageRecord) -> Result<PathBuf, Error> {
     let layers: Vec<&crate::Digest> = record
@@ -217,7 +217,7 @@ pub fn merged_root(store: &Store, record: &ImageRecord) -> Result<PathBuf, Error
     let stack = LayerStack::open(store, record)?;
     let tmp = cache.join(format!(
         "{TMP_PREFIX}{}-{}",
-        std::process::id(),
+        crate::owner::Owner::current(),
         record.digest.short()
     ));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -249,12 +249,13 @@ const MERGED: &str = "rootfs";
 /// The name prefix of a merge in progress.
 const TMP_PREFIX: &str = ".tmp-";
 
-/// Whether `name` is the temporary tree of a merge whose process runs.
+/// Whether `name` is the temporary tree of a merge whose process runs
+/// (`.tmp-<owner>-…`; the one rule of [`crate::owner`]).
 fn merging(name: &str) -> bool {
     name.strip_prefix(TMP_PREFIX)
         .and_then(|rest| rest.split('-').next())
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .is_some_and(|pid| Path::new("/proc").join(pid.to_string()).exists())
+        .and_then(crate::owner::Owner::parse)
+        .is_some_and(|o| o.is_alive())
 }
 
 /// Removes the merged trees (see [`merged_root`]) of images no longer

@@ -11,6 +11,7 @@ pub mod classify;
 pub mod digest;
 mod error;
 pub mod layers;
+pub mod owner;
 pub mod program;
 pub mod pull;
 pub mod push;

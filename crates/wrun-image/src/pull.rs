@@ -12,7 +12,7 @@ use crate::store::{BlobWriter, Store};
 use crate::unpack::{self, Compression, UnpackOptions};
 use crate::{Blob, Error, ImageRecord, Layer, Platform, media, program, reference};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
@@ -28,6 +28,9 @@ use wrun_core::{ImageDefaults, PullPolicy};
 pub trait Progress: Send + Sync {
     /// A blob is about to be fetched.
     fn start(&self, _digest: &Digest, _size: u64) {}
+    /// The blob's first `offset` bytes were kept from an interrupted pull;
+    /// the rest is fetched (reported after [`start`](Progress::start)).
+    fn resumed(&self, _digest: &Digest, _offset: u64) {}
     /// `bytes` more of the blob arrived.
     fn advance(&self, _digest: &Digest, _bytes: u64) {}
     /// The blob is in the store (`cached`: it already was).
@@ -246,8 +249,13 @@ pub(crate) fn descriptor(blob: &Blob) -> OciDescriptor {
 
 /// Pulls `source` (a registry reference or a local `oci:`/`oci-archive:`/
 /// `docker-archive:` source) into `store`.
+///
+/// What pulls that are gone left in the store's `tmp/` is removed first,
+/// but for their partial blobs, which this pull resumes where it needs them.
 pub async fn pull(store: &Store, source: &str, opts: &PullOptions) -> Result<Pulled, Error> {
-    match reference::Source::parse(source)? {
+    let source = reference::Source::parse(source)?;
+    store.discard_leftovers();
+    match source {
         reference::Source::Registry(r) => pull_registry(store, r, opts).await,
         other => crate::archive::import(store, other, opts).await,
     }
@@ -450,10 +458,11 @@ pub(crate) fn choose_platform(
 pub(crate) trait Fetch: Sync {
     /// Reads a small blob (config) into memory and stores it, verified.
     async fn small(&self, store: &Store, blob: &Blob) -> Result<Vec<u8>, Error>;
-    /// Streams a blob's bytes into `tx`, one chunk at a time.
+    /// Streams a blob's bytes from `offset` on into `tx`, one chunk at a time.
     async fn stream(
         &self,
         blob: &Blob,
+        offset: u64,
         tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
     ) -> Result<(), Error>;
     /// Whether a failure is worth another attempt.
@@ -474,16 +483,37 @@ impl Fetch for RemoteFetch<'_> {
     async fn stream(
         &self,
         blob: &Blob,
+        offset: u64,
         tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
     ) -> Result<(), Error> {
         let r = &self.remote;
         let what = || format!("pull blob {} of", blob.digest);
-        let mut s = r
-            .client
-            .pull_blob_stream(&r.reference, &descriptor(blob))
-            .await
-            .map_err(|e| r.error(&what(), e))?;
-        while let Some(chunk) = match s.stream.try_next().await {
+        if offset >= blob.size && offset > 0 {
+            return Ok(());
+        }
+        // Bytes of the answer to drop: a registry that ignores the range
+        // sends the whole blob, whose first `offset` bytes are kept already.
+        let mut skip = 0u64;
+        let mut s = if offset == 0 {
+            r.client
+                .pull_blob_stream(&r.reference, &descriptor(blob))
+                .await
+                .map_err(|e| r.error(&what(), e))?
+        } else {
+            match r
+                .client
+                .pull_blob_stream_partial(&r.reference, &descriptor(blob), offset, None)
+                .await
+                .map_err(|e| r.error(&what(), e))?
+            {
+                BlobResponse::Partial(s) => s,
+                BlobResponse::Full(s) => {
+                    skip = offset;
+                    s
+                }
+            }
+        };
+        while let Some(mut chunk) = match s.stream.try_next().await {
             Ok(chunk) => chunk,
             // oci-client's own digest check fails at the end of the stream;
             // the blob writer's verdict (size, then digest) is the precise
@@ -496,6 +526,14 @@ impl Fetch for RemoteFetch<'_> {
             }
             Err(e) => return Err(r.error(&what(), e.into())),
         } {
+            if skip > 0 {
+                let n = skip.min(chunk.len() as u64);
+                let _ = chunk.split_to(n as usize);
+                skip -= n;
+                if chunk.is_empty() {
+                    continue;
+                }
+            }
             if tx.send(chunk).await.is_err() {
                 // The consumer stopped (it failed); its error is the one to report.
                 break;
@@ -774,14 +812,22 @@ async fn fetch_layer<F: Fetch>(
         p.start(&blob.digest, blob.size);
     }
     let mut attempt = 0;
+    let mut fresh = false;
     loop {
         match fetch_layer_once(store, fetch, blob, plan, progress.clone()).await {
             Ok(()) => break,
-            Err(e) if attempt < opts.retries && fetch.transient(&e) => {
+            // The bytes a dead pull left were not the blob's (a crash that
+            // lost data): they are gone with the failed attempt, so the
+            // next one starts from nothing. Once.
+            Err(Attempt {
+                error: Error::DigestMismatch { .. },
+                resumed: true,
+            }) if !fresh => fresh = true,
+            Err(Attempt { error, .. }) if attempt < opts.retries && fetch.transient(&error) => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
-            Err(e) => return Err(e),
+            Err(Attempt { error, .. }) => return Err(error),
         }
     }
     drop(lock);
@@ -791,20 +837,41 @@ async fn fetch_layer<F: Fetch>(
     Ok(())
 }
 
+/// A failed attempt at a layer, and whether it went on from a dead pull's bytes.
+struct Attempt {
+    error: Error,
+    resumed: bool,
+}
+
 async fn fetch_layer_once<F: Fetch>(
     store: &Store,
     fetch: &F,
     blob: &Blob,
     plan: &Plan,
     progress: Option<Arc<dyn Progress>>,
-) -> Result<(), Error> {
+) -> Result<(), Attempt> {
+    let fail = |resumed| move |error| Attempt { error, resumed };
+    let writer = {
+        let store = store.clone();
+        let (digest, size) = (blob.digest.clone(), blob.size);
+        tokio::task::spawn_blocking(move || {
+            let what = format!("blob {digest}");
+            store.resume_blob_writer(digest, size, what)
+        })
+        .await
+        .map_err(|e| Error::io("write blob", blob.digest.to_string())(io::Error::other(e)))
+        .and_then(|w| w)
+        .map_err(fail(false))?
+    };
+    let offset = writer.kept();
+    let resumed = offset > 0;
+    if resumed && let Some(p) = &progress {
+        p.resumed(&blob.digest, offset);
+    }
+    let kept = writer.read_kept().map_err(fail(resumed))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
-    let writer = store.blob_writer(
-        blob.digest.clone(),
-        Some(blob.size),
-        format!("blob {}", blob.digest),
-    )?;
     let sink = Sink {
+        kept,
         rx,
         writer,
         chunk: bytes::Bytes::new(),
@@ -824,10 +891,11 @@ async fn fetch_layer_once<F: Fetch>(
         };
         tokio::task::spawn_blocking(move || consume(&store, &blob, plan, sink))
     };
-    let produced = fetch.stream(blob, tx).await;
+    let produced = fetch.stream(blob, offset, tx).await;
     let consumed = consumer
         .await
-        .map_err(|e| Error::io("unpack", blob.digest.to_string())(io::Error::other(e)))?;
+        .map_err(|e| Error::io("unpack", blob.digest.to_string())(io::Error::other(e)))
+        .map_err(fail(resumed))?;
     match (produced, consumed) {
         // The content's own verdict names the real problem (a lying server).
         (_, Err(e @ Error::DigestMismatch { .. })) => Err(e),
@@ -836,6 +904,7 @@ async fn fetch_layer_once<F: Fetch>(
         (Err(e), _) => Err(e),
         (Ok(()), r) => r,
     }
+    .map_err(fail(resumed))
 }
 
 /// Runs on a blocking thread: writes the blob and, for tar layers, unpacks it
@@ -847,6 +916,8 @@ fn consume(
     mut sink: Sink,
 ) -> Result<(), Error> {
     let Some((compression, diff_id)) = plan else {
+        // Kept bytes are hashed already, and nothing unpacks them.
+        sink.kept = None;
         io::copy(&mut sink, &mut io::sink()).map_err(|e| sink.failure(e, blob))?;
         return sink.writer.commit();
     };
@@ -886,8 +957,10 @@ fn consume(
 }
 
 /// Reads the blob's chunks off the channel, writing each to the blob store
-/// (which hashes it) before handing it on.
+/// (which hashes it) before handing it on; first, the bytes a dead pull
+/// left, which are in the store's file already.
 struct Sink {
+    kept: Option<io::Take<cap_std::fs::File>>,
     rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     writer: BlobWriter,
     chunk: bytes::Bytes,
@@ -904,6 +977,12 @@ impl Sink {
 
 impl Read for Sink {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(kept) = self.kept.as_mut() {
+            match kept.read(buf)? {
+                0 => self.kept = None,
+                n => return Ok(n),
+            }
+        }
         if self.chunk.is_empty() {
             match self.rx.blocking_recv() {
                 Some(c) => {

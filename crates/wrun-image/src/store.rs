@@ -9,22 +9,28 @@
 //! images/<hex>.json      one record per image, named by manifest digest
 //! refs.json              name -> manifest digest
 //! tmp/                   work in progress; never visible under the names above
+//!                        (`<kind>-<owner>-…`, the owner a process; see [`crate::owner`])
 //! locks/                 flock(2) files
 //! cache/                 derived data (compiled Wasm), safe to delete
 //! ```
 //!
 //! Every write is temp-file + fsync + rename, so a process killed at any
-//! point leaves nothing half-visible; leftovers in `tmp/` are removed by
-//! [`Store::prune`]. Pulls hold the store lock shared and each blob's lock
+//! point leaves nothing half-visible. What a dead process left in `tmp/` is
+//! removed by the next pull ([`Store::discard_leftovers`]), except its
+//! partial layer blobs (`partial-<owner>-<n>-<alg>-<hex>`), which the next
+//! pull of the same blob resumes ([`Store::resume_blob_writer`]);
+//! [`Store::prune`] removes all of it. Work of a process that still runs is
+//! never touched. Pulls hold the store lock shared and each blob's lock
 //! exclusively while fetching it, so two pulls of one image download each blob
 //! once; removal and pruning hold the store lock exclusively.
 
 use crate::digest::{Digest, Hasher};
+use crate::owner::Owner;
 use crate::{Error, ImageRecord};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, OpenOptions};
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Write};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -204,9 +210,112 @@ impl Store {
             size,
             what,
             written: 0,
+            kept: 0,
             file: Some(io::BufWriter::with_capacity(1 << 20, file)),
             tmp,
         })
+    }
+
+    /// [`Store::blob_writer`] for a layer blob that may have been partly
+    /// fetched by a process that is gone: its partial file, if one is in
+    /// `tmp/`, is taken over, its bytes hashed, and writing goes on at its
+    /// end ([`BlobWriter::kept`] says where; the caller fetches the rest).
+    /// The partial file of a writer dropped uncommitted is removed, as any
+    /// writer's is; a partial file is left behind only by a process that
+    /// died, for the next one to resume.
+    ///
+    /// Must be called with the blob's lock ([`Store::lock_blob`]) held: then
+    /// no running process writes that blob. Blocks while it hashes.
+    pub fn resume_blob_writer(
+        &self,
+        expected: Digest,
+        size: u64,
+        what: String,
+    ) -> Result<BlobWriter, Error> {
+        let suffix = format!("-{}-{}", expected.algorithm_name(), expected.hex());
+        let mut leftovers = Vec::new();
+        for entry in self
+            .dir
+            .read_dir("tmp")
+            .map_err(Error::io("list", self.root.join("tmp")))?
+        {
+            let entry = entry.map_err(Error::io("list", self.root.join("tmp")))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("partial-") && name.ends_with(&suffix) && !owner_alive(&name) {
+                let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                leftovers.push((len, name));
+            }
+        }
+        // The longest partial file that is not too long is the one to go on
+        // from; any other is of no use.
+        leftovers.sort();
+        let chosen = leftovers
+            .iter()
+            .rev()
+            .find(|(len, _)| *len <= size)
+            .map(|(_, name)| name.clone());
+        for (_, name) in &leftovers {
+            if Some(name) != chosen.as_ref() {
+                let _ = self.dir.remove_file(format!("tmp/{name}"));
+            }
+        }
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = format!("tmp/partial-{}-{n}{suffix}", Owner::current());
+        let path = self.root.join(&tmp);
+        let claimed = chosen.is_some_and(|name| {
+            self.dir
+                .rename(format!("tmp/{name}"), &self.dir, &tmp)
+                .is_ok()
+        });
+        let mut file = self
+            .dir
+            .open_with(
+                &tmp,
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(!claimed),
+            )
+            .map_err(Error::io("create", &path))?;
+        let mut hasher = expected.hasher();
+        let mut kept = 0u64;
+        if claimed {
+            // Hash the kept prefix first: the digest check at commit covers
+            // every byte, those of the dead process as much as ours.
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).map_err(Error::io("read", &path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                kept += n as u64;
+            }
+        }
+        file.seek(io::SeekFrom::Start(kept))
+            .map_err(Error::io("seek", &path))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            hasher,
+            expected,
+            size: Some(size),
+            what,
+            written: kept,
+            kept,
+            file: Some(io::BufWriter::with_capacity(1 << 20, file)),
+            tmp,
+        })
+    }
+
+    /// Removes what processes that are gone left in `tmp/`, but for partial
+    /// blobs, which a pull resumes (see [`Store::resume_blob_writer`]); best
+    /// effort. What every pull does first. The store lock need not be held:
+    /// only work of dead processes is touched, and nobody else takes it over.
+    pub fn discard_leftovers(&self) {
+        let _ = self.sweep("tmp", |name| {
+            !name.starts_with("partial-") && !owner_alive(name)
+        });
     }
 
     /// A fresh, empty directory in `tmp/` (to unpack a layer into, then
@@ -267,7 +376,7 @@ impl Store {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        format!("tmp/{kind}-{}-{n}-{nanos:08x}", std::process::id())
+        format!("tmp/{kind}-{}-{n}-{nanos:08x}", Owner::current())
     }
 
     fn lock_file(&self, name: &str, exclusive: bool) -> Result<Lock, Error> {
@@ -497,8 +606,8 @@ impl Store {
     }
 
     /// Deletes blobs and unpacked layers that no image references, and
-    /// leftovers of interrupted work in `tmp/`, and reports what went
-    /// (bytes are counted for blobs only).
+    /// leftovers in `tmp/` of processes that are gone (interrupted pulls),
+    /// and reports what went, with the bytes of every file removed.
     pub fn prune(&self) -> Result<PruneReport, Error> {
         let _lock = self.lock_exclusive()?;
         self.collect_garbage()
@@ -506,9 +615,11 @@ impl Store {
 
     /// Removes each entry of the directory `rel` whose name `doomed` picks
     /// (a directory with all it holds). Returns how many went and the
-    /// bytes of the files among them.
+    /// bytes they held: the sizes of the files among them and in them,
+    /// counted before removal, each file once however many links it has.
     fn sweep(&self, rel: &str, doomed: impl Fn(&str) -> bool) -> Result<(u64, u64), Error> {
         let (mut count, mut bytes) = (0, 0);
+        let mut seen = HashSet::new();
         for entry in self
             .dir
             .read_dir(rel)
@@ -522,13 +633,22 @@ impl Store {
             let path = format!("{rel}/{name}");
             let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let res = if is_dir {
+                if let Ok(d) = self.dir.open_dir(&path) {
+                    bytes += tree_bytes(&d, &mut seen);
+                }
                 self.dir.remove_dir_all(&path)
             } else {
-                bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                if let Ok(m) = entry.metadata() {
+                    bytes += file_bytes(&m, &mut seen);
+                }
                 self.dir.remove_file(&path)
             };
-            res.map_err(Error::io("remove", self.root.join(&path)))?;
-            count += 1;
+            match res {
+                Ok(()) => count += 1,
+                // Gone already: another sweeper of dead leftovers was first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", self.root.join(&path))(e)),
+            }
         }
         Ok((count, bytes))
     }
@@ -558,14 +678,20 @@ impl Store {
                 self.sweep(&format!("blobs/{alg}"), |name| unreferenced(&blobs, name))?;
             report.blobs += n;
             report.bytes += bytes;
-            report.layers += self
-                .sweep(&format!("layers/{alg}"), |name| unreferenced(&layers, name))?
-                .0;
+            let (n, bytes) =
+                self.sweep(&format!("layers/{alg}"), |name| unreferenced(&layers, name))?;
+            report.layers += n;
+            report.bytes += bytes;
         }
         // Per-blob lock files: no pull holds one while the store is held
         // exclusively, so they can go (a later pull creates its own again).
         self.sweep("locks", |name| name.starts_with("blob-"))?;
-        report.temporary = self.sweep("tmp", |_| true)?.0;
+        // A process that runs may have work in `tmp/` outside the store
+        // lock (an archive being read before its import starts): only what
+        // dead processes left goes.
+        let (n, bytes) = self.sweep("tmp", |name| !owner_alive(name))?;
+        report.temporary = n;
+        report.bytes += bytes;
         Ok(report)
     }
 }
@@ -579,8 +705,47 @@ pub struct PruneReport {
     pub layers: u64,
     /// Leftovers of interrupted work deleted.
     pub temporary: u64,
-    /// Bytes of blobs freed.
+    /// Bytes freed: the sizes of the files removed (blobs, unpacked
+    /// layers, leftovers), counted before removal, each file once.
     pub bytes: u64,
+}
+
+/// Whether the work in `tmp/` named `name` (`<kind>-<owner>-…`) belongs to
+/// a process that still runs. A name that names no owner is no process's.
+fn owner_alive(name: &str) -> bool {
+    name.split('-')
+        .nth(1)
+        .and_then(Owner::parse)
+        .is_some_and(|o| o.is_alive())
+}
+
+/// The size of a file not yet counted (see [`Store::sweep`]).
+fn file_bytes(meta: &cap_std::fs::Metadata, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    use cap_fs_ext::MetadataExt;
+    if meta.is_dir() || !seen.insert((meta.dev(), meta.ino())) {
+        return 0;
+    }
+    meta.len()
+}
+
+/// The sizes of the files in a tree not yet counted; what cannot be read
+/// counts nothing.
+fn tree_bytes(dir: &Dir, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    let Ok(entries) = dir.entries() else {
+        return 0;
+    };
+    let mut bytes = 0;
+    for entry in entries.flatten() {
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir {
+            if let Ok(sub) = entry.open_dir() {
+                bytes += tree_bytes(&sub, seen);
+            }
+        } else if let Ok(m) = entry.metadata() {
+            bytes += file_bytes(&m, seen);
+        }
+    }
+    bytes
 }
 
 /// A blob being written; see [`Store::blob_writer`]. Dropped without
@@ -592,6 +757,7 @@ pub struct BlobWriter {
     what: String,
     hasher: Hasher,
     written: u64,
+    kept: u64,
     file: Option<io::BufWriter<cap_std::fs::File>>,
     tmp: String,
 }
@@ -625,9 +791,30 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
-    /// Bytes written so far.
+    /// Bytes written so far (with those [`kept`](BlobWriter::kept)).
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Bytes taken over from a dead process's partial file (see
+    /// [`Store::resume_blob_writer`]): the blob's first bytes, already
+    /// hashed; what is written goes after them.
+    pub fn kept(&self) -> u64 {
+        self.kept
+    }
+
+    /// Reads the [`kept`](BlobWriter::kept) bytes again from the start (to
+    /// unpack them); `None` when nothing was kept.
+    pub fn read_kept(&self) -> Result<Option<io::Take<cap_std::fs::File>>, Error> {
+        if self.kept == 0 {
+            return Ok(None);
+        }
+        let f = self
+            .store
+            .dir
+            .open(&self.tmp)
+            .map_err(Error::io("open", self.store.root.join(&self.tmp)))?;
+        Ok(Some(f.take(self.kept)))
     }
 
     /// Verifies size and digest, syncs, and moves the blob into place.

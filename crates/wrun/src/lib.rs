@@ -155,18 +155,15 @@ impl Runner {
     }
 
     /// Finds the spec's image in the store, pulling it as its
-    /// [`PullPolicy`] says. Async, for callers on a runtime; [`launch`]
-    /// does this on a private runtime for synchronous callers.
+    /// [`PullPolicy`] says. Async, for callers on a runtime of either
+    /// flavour; [`launch`] does this for synchronous callers.
     ///
     /// [`launch`]: Runner::launch
     pub async fn resolve(&self, spec: &LaunchSpec) -> Result<Resolved, Error> {
-        let reference = match &spec.target {
-            Some(Target::Image(r)) => r,
-            Some(Target::File(_)) => return Ok(Resolved { record: None }),
-            None => return Err(Error::NoTarget),
+        let Some(reference) = self.image_of(spec)? else {
+            return Ok(Resolved { record: None });
         };
-        let mut opts = self.pull.clone();
-        opts.platform = spec.platform.as_deref().map(Platform::parse).transpose()?;
+        let opts = self.pull_options(spec)?;
         let record = wrun_image::pull::ensure(&self.store, reference, spec.pull, &opts).await?;
         Ok(Resolved {
             record: Some(record),
@@ -174,20 +171,39 @@ impl Runner {
     }
 
     /// Pulls if needed (see [`resolve`](Runner::resolve)) and starts the
-    /// workload. Must not be called from inside an async runtime; use
-    /// [`resolve`](Runner::resolve) then [`start`](Runner::start) there.
+    /// workload. A pull runs on a private runtime on a thread of its own,
+    /// so this may be called from any thread, even one inside an async
+    /// runtime (which it then blocks, as any blocking call).
     pub fn launch(&self, spec: &LaunchSpec) -> Result<Launched, Error> {
-        let needs_runtime = matches!(spec.target, Some(Target::Image(_)));
-        let resolved = if needs_runtime {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|source| Error::Runtime { source })?;
-            rt.block_on(self.resolve(spec))?
-        } else {
-            Resolved { record: None }
+        let resolved = match self.image_of(spec) {
+            Ok(Some(reference)) => {
+                let opts = self.pull_options(spec)?;
+                let record =
+                    wrun_image::pull::ensure_blocking(&self.store, reference, spec.pull, &opts)?;
+                Resolved {
+                    record: Some(record),
+                }
+            }
+            // No target: `start` says so.
+            Ok(None) | Err(Error::NoTarget) => Resolved { record: None },
+            Err(e) => return Err(e),
         };
         self.start(spec, &resolved)
+    }
+
+    /// The image reference of the spec; `None` for a file.
+    fn image_of<'a>(&self, spec: &'a LaunchSpec) -> Result<Option<&'a str>, Error> {
+        match &spec.target {
+            Some(Target::Image(r)) => Ok(Some(r)),
+            Some(Target::File(_)) => Ok(None),
+            None => Err(Error::NoTarget),
+        }
+    }
+
+    fn pull_options(&self, spec: &LaunchSpec) -> Result<PullOptions, Error> {
+        let mut opts = self.pull.clone();
+        opts.platform = spec.platform.as_deref().map(Platform::parse).transpose()?;
+        Ok(opts)
     }
 
     /// Starts the workload `resolved` for `spec`.

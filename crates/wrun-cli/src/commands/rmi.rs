@@ -25,11 +25,12 @@ pub fn prune(ctx: &Context) -> Result<ExitCode> {
         .prune_cache()
         .context("prune the compiled-code cache")?;
     println!(
-        "Deleted {} blobs, {} layers, {} leftovers; reclaimed {} (and {} of compiled code)",
+        "Deleted {} blobs, {} layers, {} leftovers; reclaimed {} ({} bytes; and {} of compiled code)",
         report.blobs,
         report.layers,
         report.temporary,
         human_size(report.bytes),
+        report.bytes,
         human_size(cache)
     );
     Ok(ExitCode::SUCCESS)
