@@ -1,12 +1,13 @@
-//! Building an OCI runtime spec from an image config and `wrun run` options,
-//! as podman and containerd build one.
+//! Building an OCI runtime spec from `wrun run`'s options, as podman and
+//! containerd build one: the builder here; docker's defaults, the
+//! capability rules, the resource limits' validation and bind mounts each
+//! in a module of their own.
 
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
-    LinuxDeviceCgroup, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, LinuxSeccomp, Mount, MountBuilder,
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDevice, LinuxDeviceCgroup,
+    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxSeccomp, Mount, MountBuilder,
     ProcessBuilder, RootBuilder, Spec, SpecBuilder as OciSpecBuilder, UserBuilder,
     get_default_mounts,
 };
@@ -16,100 +17,15 @@ use crate::device::{self, Device};
 use crate::error::{Error, Result};
 use crate::seccomp_profile;
 
-pub use wrun_core::DEFAULT_PATH;
+mod caps;
+mod defaults;
+mod resources;
+mod volume;
 
-/// The capabilities docker grants a container by default.
-pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fsetid,
-    Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
-    Capability::Kill,
-    Capability::AuditWrite,
-];
-
-/// runc's masked paths: hidden behind /dev/null (files) or an empty
-/// read-only tmpfs (directories).
-pub const MASKED_PATHS: [&str; 11] = [
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// runc's read-only paths.
-pub const READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
-
-/// The spec annotation (`"true"`) that asks for wrun's minimal init as pid 1
-/// (`--init`): it reaps orphans and forwards signals to the workload.
-pub const INIT_ANNOTATION: &str = "run.wrun.init";
-
-/// A host directory or file bind-mounted into the container (`-v HOST:CTR[:ro]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Volume {
-    /// The host path (absolute).
-    pub host: PathBuf,
-    /// Where the container sees it (absolute).
-    pub container: String,
-    /// Whether the container may write to it.
-    pub access: Access,
-}
-
-impl Volume {
-    /// Parses `HOST:CTR`, `HOST:CTR:ro` or `HOST:CTR:rw`. Both paths must be
-    /// absolute; named volumes are not supported.
-    pub fn parse(spec: &str) -> Result<Self> {
-        let bad = |reason: &str| Error::InvalidMount {
-            spec: spec.to_string(),
-            reason: reason.to_string(),
-        };
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (host, container, access) = match parts.as_slice() {
-            [h, c] => (*h, *c, Access::ReadWrite),
-            [h, c, "ro"] => (*h, *c, Access::ReadOnly),
-            [h, c, "rw"] => (*h, *c, Access::ReadWrite),
-            [_, _, mode] => return Err(bad(&format!("unknown mode {mode:?} (ro or rw)"))),
-            _ => return Err(bad("expected HOST:CONTAINER[:ro|rw]")),
-        };
-        if !host.starts_with('/') {
-            return Err(bad(
-                "the host path must be absolute (named volumes are not supported)",
-            ));
-        }
-        if !container.starts_with('/') {
-            return Err(bad("the container path must be absolute"));
-        }
-        if container == "/" {
-            return Err(bad("cannot mount over the container's root"));
-        }
-        Ok(Volume {
-            host: PathBuf::from(host),
-            container: container.to_string(),
-            access,
-        })
-    }
-}
+pub use defaults::{
+    DEFAULT_CAPABILITIES, DEFAULT_PATH, INIT_ANNOTATION, MASKED_PATHS, READONLY_PATHS,
+};
+pub use volume::Volume;
 
 /// Which seccomp filter the container gets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -449,32 +365,8 @@ impl SpecBuilder {
         env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
     }
 
-    /// docker's rule: start from the default set (every capability when
-    /// privileged, none when `ALL` is dropped), remove the dropped ones,
-    /// then add the added ones.
     fn capabilities(&self) -> Result<Capabilities> {
-        let mut caps: Capabilities = if self.privileged {
-            available_capabilities().into_iter().collect()
-        } else {
-            DEFAULT_CAPABILITIES.into_iter().collect()
-        };
-        for name in &self.cap_drop {
-            match parse_capability(name)? {
-                None => caps.clear(),
-                Some(c) => {
-                    caps.remove(&c);
-                }
-            }
-        }
-        for name in &self.cap_add {
-            match parse_capability(name)? {
-                None => caps.extend(available_capabilities()),
-                Some(c) => {
-                    caps.insert(c);
-                }
-            }
-        }
-        Ok(caps)
+        caps::capabilities(self.privileged, &self.cap_add, &self.cap_drop)
     }
 
     fn namespaces(&self) -> Result<Vec<LinuxNamespace>> {
@@ -500,70 +392,7 @@ impl SpecBuilder {
     }
 
     fn resources(&self) -> Result<oci_spec::runtime::LinuxResources> {
-        let oci = |e: oci_spec::OciSpecError| Error::invalid(e.to_string());
-        let l = &self.limits;
-        let mut res = LinuxResourcesBuilder::default();
-        if l.memory.is_some() || l.memory_swap.is_some() {
-            let mut m = LinuxMemoryBuilder::default();
-            let limit = match l.memory {
-                Some(b) => {
-                    Some(i64::try_from(b).map_err(|_| Error::invalid("memory limit too large"))?)
-                }
-                None => None,
-            };
-            if let Some(limit) = limit {
-                if limit < 6 * 1024 * 1024 {
-                    return Err(Error::invalid("minimum memory limit allowed is 6MB"));
-                }
-                m = m.limit(limit);
-            }
-            match (limit, l.memory_swap) {
-                (None, Some(_)) => {
-                    return Err(Error::invalid(
-                        "a memory+swap limit needs a memory limit (--memory)",
-                    ));
-                }
-                (Some(limit), Some(swap)) if swap != -1 && swap < limit => {
-                    return Err(Error::invalid(
-                        "the memory+swap limit must be at least the memory limit",
-                    ));
-                }
-                (_, Some(swap)) => m = m.swap(swap),
-                (Some(limit), None) => m = m.swap(limit.saturating_mul(2)),
-                (None, None) => {}
-            }
-            res = res.memory(m.build().map_err(oci)?);
-        }
-        if let Some(p) = l.pids {
-            if p == 0 || p < -1 {
-                return Err(Error::invalid(format!("invalid pids limit {p}")));
-            }
-            res = res.pids(LinuxPidsBuilder::default().limit(p).build().map_err(oci)?);
-        }
-        if l.cpus.is_some() || l.cpu_shares.is_some() {
-            let mut c = LinuxCpuBuilder::default();
-            if let Some(cpus) = l.cpus {
-                if !(cpus > 0.0 && cpus.is_finite()) {
-                    return Err(Error::invalid(format!("invalid cpus {cpus}")));
-                }
-                let period: u64 = 100_000;
-                let quota = (cpus * period as f64).round() as i64;
-                if quota < 1000 {
-                    return Err(Error::invalid("cpus must be at least 0.01"));
-                }
-                c = c.period(period).quota(quota);
-            }
-            if let Some(shares) = l.cpu_shares {
-                if !(2..=262_144).contains(&shares) {
-                    return Err(Error::invalid(format!(
-                        "cpu shares {shares} out of range 2..=262144"
-                    )));
-                }
-                c = c.shares(shares);
-            }
-            res = res.cpu(c.build().map_err(oci)?);
-        }
-        res.build().map_err(oci)
+        resources::resources(&self.limits)
     }
 
     /// The device nodes to make and the device rules: runc's defaults (or
@@ -691,91 +520,11 @@ pub fn default_seccomp(caps: &Capabilities) -> LinuxSeccomp {
     seccomp_profile::default_profile(caps)
 }
 
-/// What `--privileged` and `--cap-add ALL` give: every capability this
-/// process holds in its bounding set, as docker gives its daemon's current
-/// capabilities. Asking for one outside that set fails (capset: EPERM)
-/// where wrun itself runs with fewer than all (in a container, say).
-fn available_capabilities() -> Vec<Capability> {
-    all_capabilities().into_iter().filter(held).collect()
-}
-
-#[cfg(target_os = "linux")]
-fn held(cap: &Capability) -> bool {
-    let n = crate::linux::caps::number(cap) as libc::c_ulong;
-    // SAFETY: PR_CAPBSET_READ takes plain integers; it returns 1 if held, 0
-    // if not, -1 for a capability this kernel does not know.
-    unsafe { libc::prctl(libc::PR_CAPBSET_READ, n, 0, 0, 0) == 1 }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn held(_: &Capability) -> bool {
-    true
-}
-
-fn all_capabilities() -> Vec<Capability> {
-    use Capability::*;
-    vec![
-        AuditControl,
-        AuditRead,
-        AuditWrite,
-        BlockSuspend,
-        Bpf,
-        CheckpointRestore,
-        Chown,
-        DacOverride,
-        DacReadSearch,
-        Fowner,
-        Fsetid,
-        IpcLock,
-        IpcOwner,
-        Kill,
-        Lease,
-        LinuxImmutable,
-        MacAdmin,
-        MacOverride,
-        Mknod,
-        NetAdmin,
-        NetBindService,
-        NetBroadcast,
-        NetRaw,
-        Perfmon,
-        Setgid,
-        Setfcap,
-        Setpcap,
-        Setuid,
-        SysAdmin,
-        SysBoot,
-        SysChroot,
-        SysModule,
-        SysNice,
-        SysPacct,
-        SysPtrace,
-        SysRawio,
-        SysResource,
-        SysTime,
-        SysTtyConfig,
-        Syslog,
-        WakeAlarm,
-    ]
-}
-
-/// Parses `NET_ADMIN`, `cap_net_admin` …; `ALL` gives `None`.
-fn parse_capability(name: &str) -> Result<Option<Capability>> {
-    let upper = name.trim().to_ascii_uppercase();
-    if upper == "ALL" {
-        return Ok(None);
-    }
-    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
-    bare.parse::<Capability>()
-        .map(Some)
-        .map_err(|_| Error::UnknownCapability {
-            name: name.to_string(),
-        })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::caps::available_capabilities;
     use super::*;
+    use oci_spec::runtime::Capability;
     #[test]
     fn a_command_is_required() {
         let err = SpecBuilder::new().build("abc").expect_err("no command");
