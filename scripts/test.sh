@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(docker-registry skopeo umoci apache2-utils busybox-static
-    libseccomp-dev pkg-config golang-github-containers-common gcc libc6-dev)
+    libseccomp-dev pkg-config golang-github-containers-common gcc libc6-dev
+    podman runc conmon)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

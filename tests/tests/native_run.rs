@@ -634,25 +634,32 @@ fn proc_is_masked_and_read_only_and_capabilities_are_bounded() {
         r.stderr
     );
     let bnd = status_hex(&r.stdout, "CapBnd");
-    assert_eq!(bnd, 0xa804_25fb, "docker's default set, got {bnd:#x}");
+    assert_eq!(bnd, 0x8004_05fb, "podman's default set, got {bnd:#x}");
     assert_ne!(bnd, host_bnd, "the container has the host's bounding set");
-    assert_eq!(status_hex(&r.stdout, "CapEff"), 0xa804_25fb);
+    assert_eq!(status_hex(&r.stdout, "CapEff"), 0x8004_05fb);
     assert!(r.stdout.contains("NoNewPrivs:\t1"), "stdout {:?}", r.stdout);
 
     let out = fx.sh_ok(&["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"], caps);
     assert_eq!(status_hex(&out, "CapBnd"), 1 << 12, "stdout {out:?}");
     let out = fx.sh_ok(&["--cap-drop", "ALL"], caps);
     assert_eq!(status_hex(&out, "CapBnd"), 0, "stdout {out:?}");
-    let out = fx.sh_ok(&["--cap-drop", "NET_RAW"], caps);
+    // CAP_KILL (5) dropped; CAP_NET_RAW (13), not in the default set, added.
+    let out = fx.sh_ok(&["--cap-drop", "KILL"], caps);
     assert_eq!(
         status_hex(&out, "CapBnd"),
-        0xa804_25fb & !(1 << 13),
+        0x8004_05fb & !(1 << 5),
+        "stdout {out:?}"
+    );
+    let out = fx.sh_ok(&["--cap-add", "NET_RAW"], caps);
+    assert_eq!(
+        status_hex(&out, "CapBnd"),
+        0x8004_05fb | (1 << 13),
         "stdout {out:?}"
     );
     let out = fx.sh_ok(&["--cap-add", "SYS_ADMIN"], caps);
     assert_eq!(
         status_hex(&out, "CapBnd"),
-        0xa804_25fb | (1 << 21),
+        0x8004_05fb | (1 << 21),
         "stdout {out:?}"
     );
 
@@ -731,7 +738,7 @@ fn devices_open_only_as_runc_allows_and_device_grants_one() {
     let script = "head -c 1 /dev/urandom > /dev/null && echo urandom; \
         mknod /dev/t-disk b 7 0 && echo made; ( : < /dev/t-disk ) 2>&1; \
         mknod /dev/t-fuse c 10 229 && echo made; ( : < /dev/t-fuse && echo fuse ) 2>&1; true";
-    let r = fx.sh(&[], script);
+    let r = fx.sh(&["--cap-add", "MKNOD"], script);
     assert_code(&r, 0, "default device rules");
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 5, "stdout {:?}", r.stdout);
@@ -746,7 +753,7 @@ fn devices_open_only_as_runc_allows_and_device_grants_one() {
 
     if std::path::Path::new("/dev/fuse").exists() {
         let r = fx.sh(
-            &["--device", "/dev/fuse:/dev/f:r"],
+            &["--device", "/dev/fuse:/dev/f:r", "--cap-add", "MKNOD"],
             "test -c /dev/f && echo node; : < /dev/f && echo read; ( : <> /dev/f ) 2>&1; \
              mknod /dev/t-disk b 7 0; ( : < /dev/t-disk ) 2>&1; true",
         );

@@ -1,26 +1,32 @@
-//! docker's and runc's defaults for a container.
+//! podman's, docker's and runc's defaults for a container.
 
 use oci_spec::runtime::Capability;
 
 pub use wrun_core::DEFAULT_PATH;
 
-/// The capabilities docker grants a container by default.
-pub const DEFAULT_CAPABILITIES: [Capability; 14] = [
+/// The capabilities a container holds by default: podman's set
+/// (`default_capabilities` of its `containers.conf`), which is docker's
+/// without `NET_RAW` (raw sockets: forged packets on the container's
+/// network), `MKNOD` and `AUDIT_WRITE`. wrun's containers refuse whatever
+/// podman's refuse by default; `--cap-add` gives any of them back.
+pub const DEFAULT_CAPABILITIES: [Capability; 11] = [
     Capability::Chown,
     Capability::DacOverride,
-    Capability::Fsetid,
     Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
+    Capability::Fsetid,
     Capability::Kill,
-    Capability::AuditWrite,
+    Capability::NetBindService,
+    Capability::Setfcap,
+    Capability::Setgid,
+    Capability::Setpcap,
+    Capability::Setuid,
+    Capability::SysChroot,
 ];
+
+/// The sysctls a container with its own network namespace gets, as podman
+/// sets them: ICMP echo sockets for root, so `ping` works without
+/// `NET_RAW`.
+pub const DEFAULT_SYSCTLS: [(&str, &str); 1] = [("net.ipv4.ping_group_range", "0 0")];
 
 /// runc's masked paths: hidden behind /dev/null (files) or an empty
 /// read-only tmpfs (directories).

@@ -23,7 +23,8 @@ mod resources;
 mod volume;
 
 pub use defaults::{
-    DEFAULT_CAPABILITIES, DEFAULT_PATH, INIT_ANNOTATION, MASKED_PATHS, READONLY_PATHS,
+    DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_SYSCTLS, INIT_ANNOTATION, MASKED_PATHS,
+    READONLY_PATHS,
 };
 pub use volume::Volume;
 
@@ -67,8 +68,10 @@ pub enum SeccompPolicy {
 ///   read-only paths;
 /// - runc's device rules (only null, zero, full, random, urandom, tty, the
 ///   ptys and tun/tap may be opened; see [`default_device_rules`](crate::default_device_rules));
-/// - docker's default capability set, no_new_privs, the default seccomp
-///   filter; no resource limit; no host directory or device.
+/// - podman's default capability set ([`DEFAULT_CAPABILITIES`]), with
+///   podman's `ping_group_range` in its own network namespace; no_new_privs;
+///   the default seccomp filter; no resource limit; no host directory or
+///   device.
 #[derive(Debug, Clone, Default)]
 pub struct SpecBuilder {
     args: Vec<String>,
@@ -295,6 +298,15 @@ impl SpecBuilder {
             .resources(resources)
             .devices(nodes)
             .cgroups_path(PathBuf::from(format!("/wrun/{id}")));
+        if self.network == Network::None {
+            // Per network namespace: never set on the host's (`--network host`).
+            linux = linux.sysctl(
+                DEFAULT_SYSCTLS
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            );
+        }
         // The builder starts from runc's example: clear its masked and
         // read-only paths (kept for unprivileged containers below).
         linux = linux.masked_paths(Vec::new()).readonly_paths(Vec::new());
@@ -565,7 +577,8 @@ mod tests {
         assert_eq!(process.no_new_privileges(), Some(true));
         let caps = process.capabilities().as_ref().expect("caps");
         let bounding = caps.bounding().clone().unwrap_or_default();
-        assert_eq!(bounding.len(), 14);
+        assert_eq!(bounding.len(), 11);
+        assert!(!bounding.contains(&Capability::NetRaw));
         assert!(!bounding.contains(&Capability::SysAdmin));
 
         let linux = spec.linux().as_ref().expect("linux");
