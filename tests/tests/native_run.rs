@@ -997,6 +997,51 @@ fn env_workdir_entrypoint_args_and_user() {
     fx.assert_clean();
 }
 
+#[test]
+fn everything_after_the_image_is_the_workloads_flags_and_dashes_included() {
+    let Some(fx) = setup() else { return };
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("/bin/sh", &["-c", "echo hi"], "hi\n"),
+        ("/bin/echo", &["-e", "hi"], "hi\n"),
+        ("/bin/echo", &["--help"], "--help\n"),
+        ("/bin/echo", &["-v", "X:Y"], "-v X:Y\n"),
+        ("/bin/echo", &["--", "hi"], "-- hi\n"),
+        ("/bin/echo", &["a", "--", "-e"], "a -- -e\n"),
+    ];
+    for (entrypoint, argv, out) in cases {
+        let r = fx.run(&["--entrypoint", entrypoint], argv);
+        assert_code(&r, 0, &format!("--entrypoint {entrypoint} IMAGE {argv:?}"));
+        assert_eq!(r.stdout, *out, "{entrypoint} {argv:?}");
+    }
+    // `-v X:Y` after the image is ls's, not a volume wrun would refuse.
+    let r = fx.run(&["--entrypoint", "/bin/ls"], &["-v", "X:Y"]);
+    assert_code(&r, 1, "--entrypoint /bin/ls IMAGE -v X:Y");
+    assert!(r.stderr.contains("ls: X:Y: No such file"), "{}", r.stderr);
+    assert!(!r.stderr.contains("wrun: "), "{}", r.stderr);
+    // Without --entrypoint the arguments replace Cmd: `sh -c`, and `--`
+    // is the program, as docker and podman have it.
+    let r = fx.run(
+        &[],
+        &["sh", "-c", r#"printf '%s|%s\n' "$0" "$1""#, "-e", "--"],
+    );
+    assert_code(&r, 0, "IMAGE sh -c …");
+    assert_eq!(r.stdout, "-e|--\n");
+    let r = fx.run(&[], &["--", "echo", "hi"]);
+    assert_code(&r, 127, "IMAGE -- echo hi");
+    assert!(r.stderr.contains("--"), "{}", r.stderr);
+    let r = fx.run(&[], &["--help"]);
+    assert_code(&r, 127, "IMAGE --help");
+    assert!(!r.stdout.contains("Usage:"), "{}", r.stdout);
+    // Options before the image stay wrun's.
+    let r = fx.run(
+        &["-e", "A=1", "--entrypoint", "/bin/sh"],
+        &["-c", "echo $A"],
+    );
+    assert_code(&r, 0, "-e before the image");
+    assert_eq!(r.stdout, "1\n");
+    fx.assert_clean();
+}
+
 /// The busybox image with a second layer of `top` entries over it.
 fn busybox_with(top: &[TarEntry]) -> Image {
     let base = busybox_layer();

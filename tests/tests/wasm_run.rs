@@ -499,6 +499,122 @@ fn local_file_args_follow_its_name() {
     assert_eq!(args_of(&r.stdout), ["hello.wat", "b"]);
 }
 
+/// The argument lists item 1 of issue 12 is about: flags of wrun's own
+/// (`--help`, `-e`, `-v`, `-c` is nobody's), and `--`, which docker and
+/// podman pass on to the workload when it comes after the image.
+const AFTER_IMAGE: &[&[&str]] = &[
+    &["--help"],
+    &["-e", "X=1"],
+    &["-v", "X:Y"],
+    &["-c", "echo hi"],
+    &["--"],
+    &["--", "a"],
+    &["a", "--", "-q"],
+];
+
+#[test]
+fn everything_after_a_local_file_is_the_guests_flags_and_dashes_included() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("greet.wasm");
+    std::fs::write(&file, wasm("hello")).expect("write greet.wasm");
+    let wat = sample("hello.wat");
+    for after in AFTER_IMAGE {
+        for (path, argv0) in [(s(&file), "greet.wasm"), (s(&wat), "hello.wat")] {
+            let mut args = vec!["run", path];
+            args.extend_from_slice(after);
+            let r = env.run(&args);
+            assert_code(&r, 0, &format!("run {path} {after:?}"));
+            let mut want = vec![argv0];
+            want.extend_from_slice(after);
+            assert_eq!(args_of(&r.stdout), want, "{after:?}");
+            // None of it was taken as wrun's: no help, no -e, no -v.
+            assert!(env_of(&r.stdout).is_empty(), "{after:?}: {}", r.stdout);
+            assert!(!r.stdout.contains("Usage:"), "{after:?}: {}", r.stdout);
+        }
+        // --entrypoint replaces argv[0] and the rest still follows.
+        let mut args = vec!["run", "--entrypoint", "e0", s(&file)];
+        args.extend_from_slice(after);
+        let r = env.ok(&args);
+        let mut want = vec!["e0"];
+        want.extend_from_slice(after);
+        assert_eq!(args_of(&r.stdout), want, "--entrypoint e0 {after:?}");
+    }
+    // Options before the file are still wrun's, `--` before it ends them.
+    let r = env.ok(&["run", "-e", "X=1", s(&file), "-e", "Y=2"]);
+    assert_eq!(env_of(&r.stdout), ["X=1"]);
+    assert_eq!(args_of(&r.stdout), ["greet.wasm", "-e", "Y=2"]);
+    let r = env.ok(&["run", "-e", "X=1", "--", s(&file), "--help"]);
+    assert_eq!(env_of(&r.stdout), ["X=1"]);
+    assert_eq!(args_of(&r.stdout), ["greet.wasm", "--help"]);
+    // --help before the file is wrun's own.
+    let r = env.ok(&["run", "--help"]);
+    assert!(
+        r.stdout
+            .contains("Usage: wrun run [OPTIONS] IMAGE|FILE [ARG]..."),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("--entrypoint"), "{}", r.stdout);
+}
+
+#[test]
+fn everything_after_a_wasm_image_is_the_guests_flags_and_dashes_included() {
+    let Some(reg) = registry() else { return };
+    let hello = wasm("hello");
+    let image = ImageBuilder::new()
+        .platform("wasip1/wasm")
+        .entrypoint(&["/bin/hello"])
+        .cmd(&["default"])
+        .layer(Layer::tar(
+            &[
+                TarEntry::dir("bin", 0o755),
+                TarEntry::file("bin/hello", 0o755, &hello),
+                TarEntry::file("bin/other", 0o755, &hello),
+            ],
+            Compression::Gzip,
+        ))
+        .build();
+    push(&reg, "after/hello:1", &image);
+    push(&reg, "after/art:1", &fixture::wasm_artifact(&hello));
+    let env = Env::new();
+    let name = reg.reference("after/hello:1");
+    let art = reg.reference("after/art:1");
+    env.ok(&["pull", "-q", &name]);
+    env.ok(&["pull", "-q", &art]);
+    for after in AFTER_IMAGE {
+        for (image, argv0) in [(name.as_str(), "/bin/hello"), (art.as_str(), "art")] {
+            let mut args = vec!["run", image];
+            args.extend_from_slice(after);
+            let r = env.run(&args);
+            assert_code(&r, 0, &format!("run {image} {after:?}"));
+            let mut want = vec![argv0];
+            want.extend_from_slice(after);
+            assert_eq!(args_of(&r.stdout), want, "{image} {after:?}");
+            // The image's own PATH only: `-e X=1` was not taken as wrun's.
+            assert!(
+                env_of(&r.stdout).iter().all(|e| e.starts_with("PATH=")),
+                "{after:?}: {}",
+                r.stdout
+            );
+        }
+        let mut args = vec!["run", "--entrypoint", "/bin/other", &name];
+        args.extend_from_slice(after);
+        let r = env.ok(&args);
+        let mut want = vec!["/bin/other"];
+        want.extend_from_slice(after);
+        assert_eq!(args_of(&r.stdout), want, "--entrypoint {after:?}");
+    }
+    // wrun's options before the image, the guest's after it.
+    let r = env.ok(&["run", "-e", "X=1", &art, "-e", "Y=2"]);
+    assert_eq!(env_of(&r.stdout), ["X=1"]);
+    assert_eq!(args_of(&r.stdout), ["art", "-e", "Y=2"]);
+    let r = env.ok(&["run", "-e", "X=1", &name, "-e", "Y=2"]);
+    assert!(env_of(&r.stdout).contains(&"X=1"), "{}", r.stdout);
+    assert!(!env_of(&r.stdout).contains(&"Y=2"), "{}", r.stdout);
+    assert_eq!(args_of(&r.stdout), ["/bin/hello", "-e", "Y=2"]);
+}
+
 #[test]
 fn env_is_image_env_then_e_then_host_then_env_file() {
     let Some(reg) = registry() else { return };

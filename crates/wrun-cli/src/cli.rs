@@ -155,8 +155,13 @@ pub struct LogoutArgs {
     pub registry: String,
 }
 
+/// `wrun run [OPTIONS] IMAGE|FILE [ARG]...`: as in docker and podman (cobra's
+/// `SetInterspersed(false)`), wrun's options come before IMAGE and everything
+/// after it is the workload's, `--help`, `-e`, `-v` and `--` included. In
+/// clap that is one positional, IMAGE and its arguments, whose first value
+/// starts the trailing values: the options are parsed until IMAGE, never after.
 #[derive(Debug, Args)]
-#[command(trailing_var_arg = true)]
+#[command(override_usage = "wrun run [OPTIONS] IMAGE|FILE [ARG]...")]
 pub struct RunArgs {
     /// Set an environment variable (`K=V`, or `K` to pass the host's value)
     #[arg(short, long, value_name = "K[=V]")]
@@ -248,8 +253,26 @@ pub struct RunArgs {
     /// Say whether Wasm code was compiled or cached, and print trap backtraces
     #[arg(long)]
     pub debug: bool,
-    /// Image reference, or a local .wasm/.wat file
-    pub image: String,
-    /// Arguments, replacing the image's command
-    pub args: Vec<String>,
+    /// The image (a reference, or a local .wasm/.wat file), then the
+    /// arguments that replace its command: everything after IMAGE is the
+    /// workload's
+    #[arg(
+        value_name = "IMAGE",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image reference or local file: the first of `command`.
+    pub fn image(&self) -> &str {
+        self.command.first().map_or("", String::as_str)
+    }
+
+    /// The workload's arguments: everything after the image.
+    pub fn workload_args(&self) -> &[String] {
+        self.command.get(1..).unwrap_or_default()
+    }
 }

@@ -16,7 +16,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     runner.debug(args.debug);
     let mut launched = match runner.launch(&spec) {
         Ok(l) => l,
-        Err(e) => return Ok(failed(&args.image, e, args.debug)),
+        Err(e) => return Ok(failed(args.image(), e, args.debug)),
     };
     let pty = launched.take_terminal();
     let resize_target = pty.as_ref().and_then(|p| p.try_clone().ok());
@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<ExitCode> {
     }
     match result {
         Ok(exit) => Ok(report(exit, args.debug)),
-        Err(e) => Ok(failed(&args.image, e, args.debug)),
+        Err(e) => Ok(failed(args.image(), e, args.debug)),
     }
 }
 
@@ -87,15 +87,16 @@ fn local_file(image: &str) -> Option<PathBuf> {
 }
 
 fn launch_spec(a: &RunArgs) -> Result<LaunchSpec> {
-    let target = match local_file(&a.image) {
+    let image = a.image();
+    let target = match local_file(image) {
         Some(path) => Target::File(path),
-        None if a.image.ends_with(".wasm") || a.image.ends_with(".wat") => {
-            bail!("run {}: no such file", a.image)
+        None if image.ends_with(".wasm") || image.ends_with(".wat") => {
+            bail!("run {image}: no such file")
         }
-        None => Target::Image(a.image.clone()),
+        None => Target::Image(image.to_string()),
     };
     let mut spec = LaunchSpec::new(target);
-    spec.args = a.args.clone();
+    spec.args = a.workload_args().to_vec();
     spec.entrypoint = a.entrypoint.as_ref().map(|e| {
         if e.is_empty() {
             Vec::new()
