@@ -2,6 +2,7 @@ use crate::cli::InspectArgs;
 use crate::context::Context;
 use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 pub fn run(ctx: &Context, args: InspectArgs) -> Result<ExitCode> {
@@ -30,6 +31,10 @@ pub fn run(ctx: &Context, args: InspectArgs) -> Result<ExitCode> {
             "layers": record.layers,
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&out)?
+    )?;
     Ok(ExitCode::SUCCESS)
 }

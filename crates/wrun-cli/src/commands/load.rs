@@ -2,6 +2,7 @@ use crate::cli::LoadArgs;
 use crate::context::Context;
 use crate::progress;
 use anyhow::{Context as _, Result};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 pub fn run(ctx: &Context, args: LoadArgs) -> Result<ExitCode> {
@@ -15,6 +16,6 @@ pub fn run(ctx: &Context, args: LoadArgs) -> Result<ExitCode> {
     if !args.quiet {
         eprintln!("Loaded image: {}", pulled.name);
     }
-    println!("{}", pulled.record.digest);
+    writeln!(std::io::stdout().lock(), "{}", pulled.record.digest)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 use crate::cli::{LoginArgs, LogoutArgs};
 use crate::context::Context;
 use anyhow::{Context as _, Result, bail};
+use std::io::Write as _;
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 use wrun_image::auth::Credentials;
@@ -42,7 +43,7 @@ pub fn login(ctx: &Context, args: LoginArgs) -> Result<ExitCode> {
         .block_on(wrun_image::push::check_login(&args.registry, &creds, &opts))
         .with_context(|| format!("login {}", args.registry))?;
     auth.store(&args.registry, &creds)?;
-    println!("Login Succeeded");
+    writeln!(std::io::stdout().lock(), "Login Succeeded")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -51,7 +52,11 @@ pub fn logout(ctx: &Context, args: LogoutArgs) -> Result<ExitCode> {
         .auth_file()
         .context("cannot find the credentials file: set DOCKER_CONFIG or HOME")?;
     if auth.remove(&args.registry)? {
-        println!("Removed login credentials for {}", args.registry);
+        writeln!(
+            std::io::stdout().lock(),
+            "Removed login credentials for {}",
+            args.registry
+        )?;
         Ok(ExitCode::SUCCESS)
     } else {
         bail!("not logged in to {}", args.registry)

@@ -2,6 +2,7 @@ use crate::cli::PullArgs;
 use crate::context::Context;
 use crate::progress;
 use anyhow::{Context as _, Result};
+use std::io::Write as _;
 use std::process::ExitCode;
 use wrun_image::Platform;
 
@@ -20,6 +21,6 @@ pub fn run(ctx: &Context, args: PullArgs) -> Result<ExitCode> {
             pulled.name, pulled.record.classification.kind, pulled.record.platform
         );
     }
-    println!("{}", pulled.record.digest);
+    writeln!(std::io::stdout().lock(), "{}", pulled.record.digest)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 use crate::cli::PushArgs;
 use crate::context::Context;
 use anyhow::{Context as _, Result};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 pub fn run(ctx: &Context, args: PushArgs) -> Result<ExitCode> {
@@ -26,6 +27,6 @@ pub fn run(ctx: &Context, args: PushArgs) -> Result<ExitCode> {
     if !args.quiet {
         eprintln!("pushed {target}");
     }
-    println!("{digest}");
+    writeln!(std::io::stdout().lock(), "{digest}")?;
     Ok(ExitCode::SUCCESS)
 }
