@@ -1,11 +1,18 @@
 //! End-to-end tests of the command line where a docker user's hands go
-//! (issue 12), through the binary: a closed stdout ends wrun quietly. (That everything after IMAGE is the workload's is tested in
+//! (issue 12), through the binary: a closed stdout ends wrun quietly, usage
+//! errors are one line and exit 125, an empty `WRUN_ROOT` is unset, and a
+//! user who is not root is refused a native image before its layers are
+//! fetched. (That everything after IMAGE is the workload's is tested in
 //! `wasm_run.rs` and `native_run.rs`, beside the other argv tests.)
 
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use wrun_tests::fixture::{self, Tagged};
-use wrun_tests::{Env, Run, assert_code};
+use wrun_tests::{Env, Run, assert_code, assert_failure, is_root, wrun};
+
+/// The uid and gid the tests run wrun as when they need a user who is not root.
+const NOBODY: u32 = 65534;
 
 /// Runs `cmd` with its stdout a pipe whose reading end is already closed,
 /// as `wrun … | head -0` is once head has gone.
@@ -24,6 +31,16 @@ fn with_closed_stdout(mut cmd: Command) -> Run {
     }
 }
 
+/// Runs `cmd` and captures everything.
+fn capture(mut cmd: Command) -> Run {
+    let out = cmd.stdin(Stdio::null()).output().expect("run wrun");
+    Run {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// An OCI layout at `dir` with a Wasm artifact tagged `wasm` and a native
 /// image tagged `native`.
 fn two_images(dir: &Path) {
@@ -36,6 +53,27 @@ fn two_images(dir: &Path) {
             ("native", Tagged::Image(&native)),
         ],
     );
+}
+
+/// Makes `cmd` run as nobody when the tests run as root (and gives nobody
+/// the directories it needs); as it is otherwise.
+fn unprivileged(cmd: &mut Command, dirs: &[&Path]) {
+    if is_root() {
+        for d in dirs {
+            chown_tree(d, NOBODY);
+        }
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+}
+
+fn chown_tree(path: &Path, id: u32) {
+    std::os::unix::fs::lchown(path, Some(id), Some(id))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    if path.is_dir() && !path.is_symlink() {
+        for e in std::fs::read_dir(path).expect("read a directory") {
+            chown_tree(&e.expect("a directory entry").path(), id);
+        }
+    }
 }
 
 // ------------------------------------------------------- a closed stdout
@@ -85,4 +123,103 @@ fn a_closed_stdout_ends_every_command_quietly() {
     assert_code(&r, 0, "rmi A B | true");
     assert!(r.stderr.is_empty(), "{}", r.stderr);
     assert_eq!(env.images().len(), 0, "both images removed");
+}
+
+// ------------------------------------------------------------ usage errors
+
+#[test]
+fn usage_errors_are_one_line_and_exit_125() {
+    let env = Env::new();
+    let hello = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/wasm/hello.wat");
+    let hello = hello.to_str().expect("a UTF-8 path");
+    for (args, words) in [
+        (&["ps"][..], &["unrecognized subcommand 'ps'"][..]),
+        (&["run"], &["required", "<IMAGE>", "wrun run --help"]),
+        (
+            &["run", "--bogus", hello],
+            &["'--bogus'", "wrun run --help"],
+        ),
+        (&["pull"], &["required", "<IMAGE>", "wrun pull --help"]),
+        (&["pull", "a", "b"], &["unexpected argument 'b'"]),
+        (&["images", "--format", "yaml"], &["'yaml'", "table, json"]),
+        (&["--bogus"], &["unexpected argument '--bogus'"]),
+        (
+            &["image", "pune"],
+            &["a similar subcommand exists: 'prune'"],
+        ),
+        (&["pul", "x"], &["a similar subcommand exists: 'pull'"]),
+        (&["imags"], &["'images'"]),
+    ] {
+        let line = env.fail(args);
+        for w in words {
+            assert!(line.contains(w), "wrun {args:?}: {line:?} lacks {w:?}");
+        }
+        assert!(!line.contains("error:"), "wrun {args:?}: {line:?}");
+    }
+    // `ps` is not a typo of `push`, nor `pul` of `push`.
+    let line = env.fail(&["ps"]);
+    assert!(!line.contains("push"), "{line}");
+    let line = env.fail(&["pul", "x"]);
+    assert!(!line.contains("push"), "{line}");
+
+    // No command at all: the help, then the one line (with only global
+    // options given, clap's "requires a subcommand").
+    for args in [&[][..], &["image"]] {
+        let r = capture({
+            let mut c = wrun();
+            c.args(args);
+            c
+        });
+        let line = assert_failure(&r, &format!("wrun {args:?}"));
+        assert!(line.contains("no command"), "{line}");
+        assert!(r.stderr.contains("Usage: wrun"), "{}", r.stderr);
+    }
+    let line = env.fail(&[]);
+    assert!(line.contains("requires a subcommand"), "{line}");
+
+    // --help and --version, before IMAGE for run, are no failures.
+    for args in [&["--help"][..], &["-h"], &["--version"], &["run", "--help"]] {
+        let r = env.run(args);
+        assert_code(&r, 0, &format!("wrun {args:?}"));
+        assert!(r.stderr.is_empty(), "wrun {args:?}: {}", r.stderr);
+        assert!(r.stdout.starts_with("wrun ") || r.stdout.contains("Usage: wrun"));
+    }
+}
+
+#[test]
+fn an_empty_wrun_root_is_unset() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = home.path().join("data");
+    std::fs::create_dir(&data).expect("create XDG_DATA_HOME");
+    // As nobody (when the tests run as root): the default store is then
+    // under XDG_DATA_HOME, never the machine's /var/lib/wrun.
+    let mut cmd = wrun();
+    cmd.args(["images", "-q"])
+        .env("WRUN_ROOT", "")
+        .env("WRUN_CONFIG", "")
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", &data)
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("DOCKER_CONFIG", home.path().join("docker"));
+    unprivileged(&mut cmd, &[home.path()]);
+    let r = capture(cmd);
+    assert_code(&r, 0, "WRUN_ROOT= wrun images");
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(
+        data.join("wrun/blobs").is_dir(),
+        "the store is the default one"
+    );
+
+    // A WRUN_ROOT that is set is the store.
+    let store = home.path().join("store");
+    let mut cmd = wrun();
+    cmd.args(["images", "-q"])
+        .env("WRUN_ROOT", &store)
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("DOCKER_CONFIG", home.path().join("docker"));
+    unprivileged(&mut cmd, &[home.path()]);
+    let r = capture(cmd);
+    assert_code(&r, 0, "WRUN_ROOT=store wrun images");
+    assert!(store.join("blobs").is_dir(), "WRUN_ROOT names the store");
 }

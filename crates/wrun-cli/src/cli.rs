@@ -14,14 +14,16 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The store directory [default: /var/lib/wrun as root, $XDG_DATA_HOME/wrun otherwise]
-    #[arg(long, global = true, env = "WRUN_ROOT", value_name = "DIR")]
+    /// The store directory [env: WRUN_ROOT] [default: /var/lib/wrun as root, $XDG_DATA_HOME/wrun otherwise]
+    // WRUN_ROOT is read by `Context`, not by clap, so that an empty one is
+    // unset as an empty XDG_DATA_HOME is, not "a value is required for --root".
+    #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// A registry to reach over plain HTTP (loopback registries always are); repeatable
     #[arg(long = "insecure-registry", global = true, value_name = "HOST[:PORT]")]
     pub insecure_registries: Vec<String>,
-    /// wrun's configuration file [default: /etc/wrun/config.json as root, $XDG_CONFIG_HOME/wrun/config.json otherwise]
-    #[arg(long, global = true, env = "WRUN_CONFIG", value_name = "FILE")]
+    /// wrun's configuration file [env: WRUN_CONFIG] [default: /etc/wrun/config.json as root, $XDG_CONFIG_HOME/wrun/config.json otherwise]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 

@@ -24,11 +24,16 @@ fn home() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
+/// A variable naming a path; an empty one is unset, as an empty
+/// `XDG_DATA_HOME` is in the XDG base directory spec.
+fn path_var(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| home().map(|h| h.join(fallback)))
+}
+
+fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
+    path_var(var).or_else(|| home().map(|h| h.join(fallback)))
 }
 
 impl Context {
@@ -37,8 +42,8 @@ impl Context {
     }
 
     pub fn root(&self) -> Result<PathBuf> {
-        if let Some(r) = &self.global.root {
-            return Ok(r.clone());
+        if let Some(r) = self.global.root.clone().or_else(|| path_var("WRUN_ROOT")) {
+            return Ok(r);
         }
         if is_root() {
             return Ok(PathBuf::from("/var/lib/wrun"));
@@ -53,9 +58,17 @@ impl Context {
         Ok(Store::open(&root)?)
     }
 
+    /// `--config`, else `WRUN_CONFIG`: a file named by the user, which must exist.
+    fn named_config(&self) -> Option<PathBuf> {
+        self.global
+            .config
+            .clone()
+            .or_else(|| path_var("WRUN_CONFIG"))
+    }
+
     fn config_path(&self) -> Option<PathBuf> {
-        if let Some(c) = &self.global.config {
-            return Some(c.clone());
+        if let Some(c) = self.named_config() {
+            return Some(c);
         }
         if is_root() {
             Some(PathBuf::from("/etc/wrun/config.json"))
@@ -71,7 +84,7 @@ impl Context {
         };
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.global.config.is_none() => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.named_config().is_none() => {
                 return Ok(Vec::new());
             }
             Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),

@@ -5,6 +5,7 @@ mod commands;
 mod context;
 mod progress;
 mod terminal;
+mod usage;
 
 use clap::Parser;
 use std::io::Write;
@@ -18,10 +19,15 @@ fn main() -> ExitCode {
     // The native runtime re-executes this binary as its container set-up
     // helper; that path must run before anything else (no threads yet).
     wrun_native::maybe_init();
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage::report(&e),
+    };
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
+            // A closed stdout (`wrun inspect X | head -1`) ends wrun quietly,
+            // as ripgrep does: the reader has what it wanted.
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
