@@ -1,15 +1,15 @@
 //! End-to-end tests of the command line where a docker user's hands go
 //! (issue 12), through the binary: a closed stdout ends wrun quietly, usage
 //! errors are one line and exit 125, an empty `WRUN_ROOT` is unset, and a
-//! user who is not root is refused a native image before its layers are
-//! fetched. (That everything after IMAGE is the workload's is tested in
+//! user who is not root is refused a native image, before its layers when
+//! its config already says native. (That everything after IMAGE is the workload's is tested in
 //! `wasm_run.rs` and `native_run.rs`, beside the other argv tests.)
 
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use wrun_tests::fixture::{self, Tagged};
-use wrun_tests::{Env, Run, assert_code, assert_failure, is_root, wrun};
+use wrun_tests::fixture::{self, Compression, ImageBuilder, Layer, Tagged, TarEntry};
+use wrun_tests::{Env, Registry, Run, assert_code, assert_failure, is_root, wrun};
 
 /// The uid and gid the tests run wrun as when they need a user who is not root.
 const NOBODY: u32 = 65534;
@@ -222,4 +222,83 @@ fn an_empty_wrun_root_is_unset() {
     let r = capture(cmd);
     assert_code(&r, 0, "WRUN_ROOT=store wrun images");
     assert!(store.join("blobs").is_dir(), "WRUN_ROOT names the store");
+}
+
+// ---------------------------------------------------- native without root
+
+/// `env`'s command for `args`, run as nobody when the tests run as root
+/// (with the store and configuration directories given to nobody).
+fn as_nobody(env: &Env, args: &[&str]) -> Run {
+    let mut cmd = env.command(args);
+    let dirs: Vec<&Path> = [env.root().parent(), env.docker_config().parent()]
+        .into_iter()
+        .flatten()
+        .collect();
+    unprivileged(&mut cmd, &dirs);
+    capture(cmd)
+}
+
+#[test]
+fn a_user_who_is_not_root_is_refused_a_native_image_before_its_layers() {
+    let Some(reg) = Registry::start_if_installed() else {
+        return;
+    };
+    const REFUSED: &str = "rootless native containers are not supported yet";
+    // Linux and no program: the config alone says native (rule 5).
+    let bare = ImageBuilder::new()
+        .layer(Layer::tar(
+            &[TarEntry::file(
+                "etc/payload",
+                0o644,
+                &fixture::noise(300_000, 12),
+            )],
+            Compression::Gzip,
+        ))
+        .build();
+    // An ELF entrypoint: only the file says native (rule 4), as a Wasm
+    // module there would say Wasm, so the layers are fetched first.
+    let elf = fixture::small_image("cli");
+    let hello =
+        wat::parse_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/wasm/hello.wat"))
+            .expect("compile samples/wasm/hello.wat");
+    let wasm = fixture::wasm_artifact(&hello);
+    reg.push_image("native/bare:1", &bare);
+    reg.push_image("native/elf:1", &elf);
+    let env = Env::new();
+
+    let r = as_nobody(
+        &env,
+        &["run", "-q", &reg.reference("native/bare:1"), "/bin/true"],
+    );
+    let line = assert_failure(&r, "run a native image without root");
+    assert!(line.contains(REFUSED), "{line}");
+    assert!(
+        !env.blob_path(&bare.layers[0].blob.digest).exists(),
+        "the layer was fetched"
+    );
+    assert_eq!(env.list("layers/sha256"), Vec::<String>::new());
+    assert_eq!(env.list("images"), Vec::<String>::new());
+
+    let r = as_nobody(&env, &["run", "-q", &reg.reference("native/elf:1")]);
+    let line = assert_failure(&r, "run an ELF-entrypoint image without root");
+    assert!(line.contains(REFUSED), "{line}");
+    // Stored now: refused again without a pull.
+    drop(reg);
+    let r = as_nobody(&env, &["run", "--pull", "never", "-q", &elf_name(&env)]);
+    let line = assert_failure(&r, "run a stored native image without root");
+    assert!(line.contains(REFUSED), "{line}");
+
+    // A Wasm image runs without root.
+    let reg = Registry::start();
+    reg.push_image("wasm/hello:1", &wasm);
+    let r = as_nobody(&env, &["run", "-q", &reg.reference("wasm/hello:1"), "x"]);
+    assert_code(&r, 0, "run a wasm image without root");
+    assert!(r.stdout.starts_with("hello from wasm\n"), "{}", r.stdout);
+}
+
+/// The one name in `env`'s store (the ELF image's).
+fn elf_name(env: &Env) -> String {
+    let names: Vec<String> = env.refs().keys().cloned().collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names[0].clone()
 }

@@ -117,6 +117,22 @@ pub fn classify(facts: &Facts, read_head: &dyn Fn(&str) -> Option<Vec<u8>>) -> C
     }
 }
 
+/// The classification when the manifest and config decide it, before any
+/// layer is fetched: rules 1 and 2, rule 3's `compat`/`wasm`, and rule 5 for
+/// an image that names no program. `None` when only the image's files can
+/// tell (rule 3's `-smart` values and rule 4 read the entrypoint file), so
+/// that a linux/amd64 image whose entrypoint is a Wasm module is never taken
+/// for native. The rules are [`classify`]'s own: it runs with no files and
+/// the answer counts only if it never asked for one.
+pub fn from_config(facts: &Facts) -> Option<Classification> {
+    let asked = std::cell::Cell::new(false);
+    let c = classify(facts, &|_| {
+        asked.set(true);
+        None
+    });
+    (!asked.get()).then_some(c)
+}
+
 /// What a file's first bytes say it is.
 pub fn magic(head: &[u8]) -> Option<&'static str> {
     if head.starts_with(b"\0asm") {
@@ -159,6 +175,35 @@ mod tests {
 
     fn files(map: &'static [(&'static str, &'static [u8])]) -> impl Fn(&str) -> Option<Vec<u8>> {
         move |p| map.iter().find(|(k, _)| *k == p).map(|(_, v)| v.to_vec())
+    }
+
+    #[test]
+    fn from_config_answers_only_what_needs_no_file() {
+        let linux = |program: Option<&str>, annotation: Option<&str>| Facts {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            program: program.map(str::to_string),
+            annotations: annotation
+                .map(|v| [("run.oci.handler".to_string(), v.to_string())].into())
+                .unwrap_or_default(),
+            ..Facts::default()
+        };
+        let kind = |f: &Facts| from_config(f).map(|c| c.kind);
+        assert_eq!(kind(&linux(None, None)), Some(ImageKind::Native));
+        // Rule 4 may still say Wasm: only the file tells.
+        assert_eq!(kind(&linux(Some("/bin/app"), None)), None);
+        assert_eq!(kind(&linux(Some("/app"), Some("compat-smart"))), None);
+        assert_eq!(
+            kind(&linux(Some("/app"), Some("compat"))),
+            Some(ImageKind::Wasm)
+        );
+        let wasi = Facts {
+            os: "wasip1".into(),
+            architecture: "wasm".into(),
+            program: Some("/app.wasm".into()),
+            ..Facts::default()
+        };
+        assert_eq!(kind(&wasi), Some(ImageKind::Wasm));
     }
 
     #[test]

@@ -130,6 +130,14 @@ pub enum Error {
         /// The reference.
         reference: String,
     },
+    /// The pull was asked to stop at a native image
+    /// ([`PullOptions::refuse_native`](crate::pull::PullOptions::refuse_native)),
+    /// and its manifest and config say it is one; no layer was fetched.
+    #[error("image {reference} is a native image, which cannot run here")]
+    NativeRefused {
+        /// The reference.
+        reference: String,
+    },
     /// A native image where a Wasm one is needed.
     #[error("image {image} is not a wasm image")]
     NotWasm {

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
-use wrun_core::{ImageDefaults, PullPolicy};
+use wrun_core::{ImageDefaults, ImageKind, PullPolicy};
 
 /// Reports the progress of a pull; the CLI draws bars with it.
 pub trait Progress: Send + Sync {
@@ -50,6 +50,12 @@ pub struct PullOptions {
     pub parallel: usize,
     /// Attempts per blob after a transient failure (5xx, reset, time-out).
     pub retries: u32,
+    /// Stop with [`Error::NativeRefused`] once the manifest and config say
+    /// the image is native, before any layer is fetched: for callers that
+    /// cannot run native images (`wrun run` without root). An image whose
+    /// kind only its files tell (see [`classify::from_config`]) is still
+    /// pulled whole, and refused by the caller once it is classified.
+    pub refuse_native: bool,
     /// Progress reports.
     pub progress: Option<Arc<dyn Progress>>,
 }
@@ -62,6 +68,7 @@ impl Default for PullOptions {
             auth: None,
             parallel: 3,
             retries: 3,
+            refuse_native: false,
             progress: None,
         }
     }
@@ -74,6 +81,7 @@ impl std::fmt::Debug for PullOptions {
             .field("insecure_registries", &self.insecure_registries)
             .field("parallel", &self.parallel)
             .field("retries", &self.retries)
+            .field("refuse_native", &self.refuse_native)
             .finish_non_exhaustive()
     }
 }
@@ -664,6 +672,37 @@ pub(crate) async fn store_image<F: Fetch>(
         });
     }
 
+    let layer_records: Vec<Layer> = layers
+        .iter()
+        .map(|(blob, plan)| Layer {
+            digest: blob.digest.clone(),
+            media_type: blob.media_type.clone(),
+            size: blob.size,
+            diff_id: match plan {
+                Plan::Tar { diff_id, .. } => Some(diff_id.clone()),
+                Plan::Raw => None,
+            },
+        })
+        .collect();
+    let facts = facts(
+        &config,
+        &layer_records,
+        &config_json,
+        &defaults,
+        manifest.annotations().as_ref(),
+    );
+    // Refused before the layers when the manifest and config already say
+    // native. Most native images name an entrypoint, and for those only its
+    // file's first bytes tell (rule 4: a linux/amd64 image may hold a Wasm
+    // module), so they are fetched whole and refused after classification.
+    if opts.refuse_native
+        && classify::from_config(&facts).is_some_and(|c| c.kind == ImageKind::Native)
+    {
+        return Err(Error::NativeRefused {
+            reference: manifest_digest.to_string(),
+        });
+    }
+
     stream::iter(
         layers
             .iter()
@@ -689,26 +728,7 @@ pub(crate) async fn store_image<F: Fetch>(
             .and_then(Value::as_str)
             .map(str::to_string),
     };
-    let layer_records: Vec<Layer> = layers
-        .iter()
-        .map(|(blob, plan)| Layer {
-            digest: blob.digest.clone(),
-            media_type: blob.media_type.clone(),
-            size: blob.size,
-            diff_id: match plan {
-                Plan::Tar { diff_id, .. } => Some(diff_id.clone()),
-                Plan::Raw => None,
-            },
-        })
-        .collect();
     let classification = {
-        let facts = facts(
-            &config,
-            &layer_records,
-            &config_json,
-            &defaults,
-            manifest.annotations().as_ref(),
-        );
         let files = LayerStack::open_layers(store, &layer_records)?;
         classify::classify(&facts, &|p| files.read_head(p, 8))
     };

@@ -117,6 +117,21 @@ impl Signaller {
     }
 }
 
+/// Whether this process could start a native container: it is root.
+fn native_possible() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    cfg!(target_os = "linux") && unsafe { libc::geteuid() } == 0
+}
+
+/// A pull stopped at a native image this process cannot run is the
+/// native runtime's refusal, in its words.
+fn refused(e: wrun_image::Error) -> Error {
+    match e {
+        wrun_image::Error::NativeRefused { .. } => Error::Native(wrun_native::Error::Rootless),
+        other => Error::Image(other),
+    }
+}
+
 /// What [`Runner::resolve`] found for a spec: the image to run, if any.
 #[derive(Debug, Clone)]
 pub struct Resolved {
@@ -164,7 +179,9 @@ impl Runner {
             return Ok(Resolved { record: None });
         };
         let opts = self.pull_options(spec)?;
-        let record = wrun_image::pull::ensure(&self.store, reference, spec.pull, &opts).await?;
+        let record = wrun_image::pull::ensure(&self.store, reference, spec.pull, &opts)
+            .await
+            .map_err(refused)?;
         Ok(Resolved {
             record: Some(record),
         })
@@ -179,7 +196,8 @@ impl Runner {
             Ok(Some(reference)) => {
                 let opts = self.pull_options(spec)?;
                 let record =
-                    wrun_image::pull::ensure_blocking(&self.store, reference, spec.pull, &opts)?;
+                    wrun_image::pull::ensure_blocking(&self.store, reference, spec.pull, &opts)
+                        .map_err(refused)?;
                 Resolved {
                     record: Some(record),
                 }
@@ -203,6 +221,10 @@ impl Runner {
     fn pull_options(&self, spec: &LaunchSpec) -> Result<PullOptions, Error> {
         let mut opts = self.pull.clone();
         opts.platform = spec.platform.as_deref().map(Platform::parse).transpose()?;
+        // Native containers need root (wrun-native refuses them otherwise):
+        // a pull for a launch stops before the layers of an image it could
+        // only refuse, where the manifest and config already say native.
+        opts.refuse_native |= !native_possible();
         Ok(opts)
     }
 
