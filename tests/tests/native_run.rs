@@ -1169,7 +1169,8 @@ fn sigterm_to_wrun_reaches_the_workload() {
             wait_until(Duration::from_secs(30), || blocks(child.id(), sig)),
             "wrun never started forwarding SIG{name}"
         );
-        // SAFETY: kill has no memory preconditions; the pid is our child's.
+        // SAFETY: kill passes no pointer; the pid is our child's, reaped only
+        // by `finish` below, so it cannot have been reused.
         assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
         let r = finish(child, Some(out));
         assert_code(&r, 42, &format!("SIG{name}"));
@@ -1182,12 +1183,14 @@ fn sigterm_to_wrun_reaches_the_workload() {
 
 /// A new pty: (master, slave), the master sized `rows`×`cols`.
 fn open_pty(rows: u16, cols: u16) -> (std::fs::File, std::fs::File) {
-    // SAFETY: posix_openpt takes flags and returns a new fd or -1.
+    // SAFETY: posix_openpt passes no pointer; the result is checked for -1
+    // just below before it is owned.
     let fd = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
     assert!(fd >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
     // SAFETY: fd is a new descriptor we own.
     let master = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    // SAFETY: plain calls on the valid master fd.
+    // SAFETY: neither call takes a pointer; `fd` is owned by `master`, alive
+    // to the end of this function, so it still names our pty master.
     assert!(unsafe { libc::grantpt(fd) == 0 && libc::unlockpt(fd) == 0 });
     let mut buf = [0 as libc::c_char; 128];
     assert_eq!(

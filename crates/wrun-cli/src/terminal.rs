@@ -8,7 +8,8 @@ use std::os::fd::AsRawFd;
 /// The size of the terminal on stdout, if it is one.
 pub fn size() -> Option<(u16, u16)> {
     let mut ws: libc::winsize = unsafe_zeroed_winsize();
-    // SAFETY: TIOCGWINSZ writes a winsize into the valid pointer given.
+    // SAFETY: TIOCGWINSZ writes one winsize to `ws`, a local alive and
+    // writable across the call.
     let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
     (r == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
 }
@@ -36,12 +37,14 @@ impl RawMode {
         let fd = stdin.as_raw_fd();
         // SAFETY: termios is plain data, for which all-zero bytes are a value.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        // SAFETY: tcgetattr fills `t` for a valid fd.
+        // SAFETY: `t` is a local termios, writable across the call; `fd` is
+        // stdin's, which std never closes.
         if unsafe { libc::tcgetattr(fd, &mut t) } != 0 {
             return RawMode { saved: None };
         }
         let saved = t;
-        // SAFETY: cfmakeraw edits the struct in place; tcsetattr applies it to a valid fd.
+        // SAFETY: `t` is the local termios tcgetattr filled, alive across both
+        // calls; `fd` is still stdin's.
         unsafe {
             libc::cfmakeraw(&mut t);
             libc::tcsetattr(fd, libc::TCSANOW, &t);
@@ -53,7 +56,8 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         if let Some(t) = &self.saved {
-            // SAFETY: restores the attributes read from the same fd.
+            // SAFETY: `t`, borrowed from self, lives across the call and holds
+            // what tcgetattr read from stdin, which std never closes.
             unsafe {
                 libc::tcsetattr(io::stdin().as_raw_fd(), libc::TCSANOW, t);
             }

@@ -470,7 +470,8 @@ mod tests {
                 .into_encoded_bytes(),
         )
         .expect("cstring");
-        // SAFETY: a NUL-terminated path; mode and device are plain integers.
+        // SAFETY: `dev` is an owned CString alive across the call; mknod reads
+        // no other memory.
         let r = unsafe { libc::mknod(dev.as_ptr(), libc::S_IFCHR, 0) };
         assert_eq!(r, 0, "mknod: {}", io::Error::last_os_error());
         std::fs::create_dir_all(upper.path().join("opt/old")).expect("mkdir");

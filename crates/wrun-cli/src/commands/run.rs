@@ -219,7 +219,9 @@ fn forward_signals(
         .spawn(move || {
             loop {
                 let mut sig = 0;
-                // SAFETY: `set` and `sig` are valid for the call.
+                // SAFETY: `set` (moved into this thread) and `sig` are locals
+                // alive across the call; this thread inherited the mask that
+                // blocks `set`, as sigwait requires.
                 if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                     return;
                 }
@@ -236,7 +238,8 @@ fn forward_signals(
 }
 
 fn unsafe_sigset(signals: &[i32]) -> libc::sigset_t {
-    // SAFETY: sigemptyset initialises the set; sigaddset takes valid signal numbers.
+    // SAFETY: sigset_t is an array of integers, so all-zero is a value;
+    // sigemptyset initialises this local before sigaddset edits it.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);

@@ -75,7 +75,8 @@ pub(crate) fn limit_bounding(keep: u64) -> Result<(), Errno> {
         if keep & (1u64 << cap) != 0 {
             continue;
         }
-        // SAFETY: PR_CAPBSET_DROP takes plain integer arguments.
+        // SAFETY: PR_CAPBSET_DROP reads no memory; it only shrinks this
+        // thread's bounding set, and a `cap` the kernel lacks fails (EINVAL).
         let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
         if r != 0 {
             let e = Errno::last();
@@ -139,7 +140,8 @@ pub(crate) fn set(effective: u64, permitted: u64, inheritable: u64) -> Result<()
 
 /// Replaces the ambient set.
 pub(crate) fn set_ambient(ambient: u64) -> Result<(), Errno> {
-    // SAFETY: PR_CAP_AMBIENT takes plain integer arguments.
+    // SAFETY: PR_CAP_AMBIENT reads no memory (the unused arguments are 0, as
+    // the kernel requires); it only changes this thread's ambient set.
     let r = unsafe {
         libc::prctl(
             libc::PR_CAP_AMBIENT,

@@ -434,7 +434,9 @@ impl Cgroup {
         }
         for pid in self.pids() {
             if pid > 0 {
-                // SAFETY: kill(2) has no memory-safety preconditions.
+                // SAFETY: kill passes no pointer. These pids are not our
+                // children: one that exited since cgroup.procs was read may
+                // name another process by now (why cgroup.kill comes first).
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
@@ -486,7 +488,8 @@ fn is_fake(dir: &Path) -> bool {
     };
     // SAFETY: an all-zero statfs is a valid value of this plain C struct.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
+    // SAFETY: `c` is an owned CString and `st` a local statfs, both alive
+    // across the call, which writes one statfs.
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return false;
     }

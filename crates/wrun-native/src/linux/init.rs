@@ -81,7 +81,8 @@ fn helper() -> Result<i32, String> {
     // SAFETY: fd 3 was set up by the launcher for us and is owned by nobody
     // else in this freshly exec'd process.
     let sock = unsafe { UnixStream::from_raw_fd(HELPER_FD) };
-    // SAFETY: fcntl on a valid fd.
+    // SAFETY: fcntl passes no pointer; fd 3 is the socket `sock` now owns,
+    // so the flag lands on it and on nothing else.
     unsafe { libc::fcntl(HELPER_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
     // Ctrl-C at a terminal reaches the whole process group: the launcher
     // decides what the container gets, not the terminal.
@@ -130,7 +131,9 @@ fn helper() -> Result<i32, String> {
             t => flags |= t as libc::c_int,
         }
     }
-    // SAFETY: unshare takes a flag word.
+    // SAFETY: unshare passes no pointer; it acts on the calling thread, the
+    // helper's only one, so the new namespaces cover the whole helper (the
+    // pid one its child, forked next).
     if unsafe { libc::unshare(flags) } != 0 {
         return fail("create namespaces".into(), Errno::last());
     }
@@ -191,7 +194,8 @@ fn helper() -> Result<i32, String> {
         return Ok(1);
     }
     if proto::send(&sock, &FromHelper::Started(pid)).is_err() {
-        // SAFETY: kill has no memory-safety preconditions.
+        // SAFETY: kill passes no pointer; `pid` is our child, not yet reaped
+        // (supervise waits for it), so it cannot have been reused.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
     supervise(&sock, pid)
@@ -200,7 +204,7 @@ fn helper() -> Result<i32, String> {
 fn wait_child(pid: libc::pid_t) -> Result<libc::c_int, Errno> {
     let mut status = 0;
     loop {
-        // SAFETY: `status` is a valid out-pointer.
+        // SAFETY: `status` is a local c_int, writable for the whole call.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
         if r == pid {
             return Ok(status);
@@ -214,7 +218,8 @@ fn wait_child(pid: libc::pid_t) -> Result<libc::c_int, Errno> {
 
 /// Waits for the workload while serving the launcher's requests.
 fn supervise(sock: &UnixStream, pid: libc::pid_t) -> Result<i32, String> {
-    // SAFETY: pidfd_open takes a pid and flags.
+    // SAFETY: pidfd_open passes no pointer; `pid` is our unreaped child, so
+    // the pidfd refers to the workload and not to a reused pid.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
     if pidfd < 0 {
         return Err(format!("pidfd_open: {}", Errno::last()));
@@ -377,10 +382,12 @@ fn setup(
     let linux = spec.linux().clone().unwrap_or_default();
 
     reset_signals();
-    // SAFETY: setsid has no arguments.
+    // SAFETY: setsid touches no memory; this fresh fork is no process group
+    // leader, so it gets a session of its own and no controlling terminal.
     check(unsafe { libc::setsid() }, || "setsid".into())?;
     if process.terminal() == Some(true) {
-        // SAFETY: TIOCSCTTY takes an integer argument; fd 0 is the pty slave.
+        // SAFETY: TIOCSCTTY's argument is an integer (0: steal nothing), not a
+        // pointer; fd 0 is the pty slave, and setsid made us a session leader.
         check(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }, || {
             "make the terminal the controlling terminal".into()
         })?;
@@ -403,7 +410,8 @@ fn setup(
             })?;
     }
     if cgroupns {
-        // SAFETY: unshare takes a flag word.
+        // SAFETY: unshare passes no pointer; the child has one thread and has
+        // joined its cgroup above, so the new namespace is rooted there.
         check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }, || {
             "create cgroup namespace".into()
         })?;
@@ -496,7 +504,8 @@ fn setup(
         loopback_up().map_err(|e| ("bring up lo".to_string(), e, None))?;
     }
     let cwd_c = cstr(&cwd);
-    // SAFETY: valid NUL-terminated path.
+    // SAFETY: `cwd_c` is an owned CString alive across the call, so the
+    // pointer stays NUL-terminated and readable throughout.
     check(unsafe { libc::chdir(cwd_c.as_ptr()) }, || {
         format!("chdir {}", cwd.display())
     })?;
@@ -512,7 +521,8 @@ fn setup(
     let nnp = process.no_new_privileges() == Some(true);
     if nnp {
         check(
-            // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments.
+            // SAFETY: PR_SET_NO_NEW_PRIVS reads no memory (arg2 is the flag,
+            // the rest must be 0 and are); it only limits what exec grants.
             unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
             || "set no_new_privs".into(),
         )?;
@@ -532,8 +542,9 @@ fn setup(
         // The enum follows the kernel's RLIMIT_* numbering. A hard limit
         // above the current one is refused (EPERM): wrun never raises it.
         let resource = r.typ() as libc::c_long;
-        // SAFETY: prlimit64 on ourselves (pid 0) with a valid new limit and
-        // no old-limit pointer.
+        // SAFETY: prlimit64 on ourselves (pid 0) reads `lim`, a local alive
+        // across the call with rlimit64's layout (two u64s: it is built from
+        // u64 fields), and writes nothing (no old-limit pointer).
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_prlimit64,
@@ -559,7 +570,8 @@ fn setup(
         .map_err(|e| ("limit the capability bounding set".to_string(), e, None))?;
     let user = process.user();
     check(
-        // SAFETY: PR_SET_KEEPCAPS takes integer arguments.
+        // SAFETY: PR_SET_KEEPCAPS reads no memory; it only keeps the permitted
+        // set across the setuid below, and caps::set narrows it afterwards.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) },
         || "keep capabilities".into(),
     )?;
@@ -569,16 +581,19 @@ fn setup(
         unsafe { libc::setgroups(gids.len(), gids.as_ptr()) },
         || "set supplementary groups".into(),
     )?;
-    // SAFETY: plain integer arguments.
+    // SAFETY: setgid touches no memory; the child has one thread, so it covers
+    // the whole process, and it precedes setuid, which ends the right to it.
     check(unsafe { libc::setgid(user.gid()) }, || {
         format!("set gid {}", user.gid())
     })?;
-    // SAFETY: plain integer arguments.
+    // SAFETY: setuid touches no memory; with PR_SET_KEEPCAPS set above the
+    // permitted capabilities survive it for caps::set below.
     check(unsafe { libc::setuid(user.uid()) }, || {
         format!("set uid {}", user.uid())
     })?;
     check(
-        // SAFETY: PR_SET_KEEPCAPS takes integer arguments.
+        // SAFETY: PR_SET_KEEPCAPS reads no memory; cleared again, a later
+        // setuid in the workload drops capabilities as usual.
         unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) },
         || "reset keep capabilities".into(),
     )?;
@@ -596,7 +611,8 @@ fn setup(
     }
     // Set last: changing credentials clears the parent-death signal.
     check(
-        // SAFETY: PR_SET_PDEATHSIG takes integer arguments.
+        // SAFETY: PR_SET_PDEATHSIG reads no memory; SIGKILL is a valid signal,
+        // and no credential change follows that would clear it.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) },
         || "set parent-death signal".into(),
     )?;
@@ -723,7 +739,8 @@ fn start_reaper(report_fd: libc::c_int) -> SetupResult<()> {
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: an all-zero sigset_t is a valid value.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers to sigset_t values.
+    // SAFETY: `set` and `old` are locals alive across the calls, and
+    // sigfillset initialises `set` before sigdelset and sigprocmask read it.
     unsafe {
         libc::sigfillset(&mut set);
         for s in SYNCHRONOUS {
@@ -731,13 +748,15 @@ fn start_reaper(report_fd: libc::c_int) -> SetupResult<()> {
         }
         libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
     }
-    // SAFETY: single-threaded process (see the module doc).
+    // SAFETY: the container child has one thread (forked from the
+    // single-threaded helper, it started none), so its child may run any code.
     let child = unsafe { libc::fork() };
     if child < 0 {
         return Err(("fork the workload".into(), Errno::last(), None));
     }
     if child == 0 {
-        // SAFETY: restores the mask saved above; PR_SET_PDEATHSIG takes integers.
+        // SAFETY: `old` is the mask saved before the fork, a local alive across
+        // the call; PR_SET_PDEATHSIG reads no memory.
         unsafe {
             libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
@@ -745,24 +764,28 @@ fn start_reaper(report_fd: libc::c_int) -> SetupResult<()> {
         return Ok(());
     }
     // The workload reports its own exec; the helper waits for every writer.
-    // SAFETY: closing our copy of the report pipe, not used again here.
+    // SAFETY: report_fd belongs to the OwnedFd `wr` in `helper`, but this
+    // process never returns there (it ends in _exit below), so nothing uses
+    // or closes the number again.
     unsafe { libc::close(report_fd) };
     loop {
         // SAFETY: an all-zero siginfo_t is a valid out-value.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointers.
+        // SAFETY: `set` and `info` are locals alive across the call; every
+        // signal in `set` was blocked above, as sigwaitinfo requires.
         let sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
         if sig < 0 {
             continue;
         }
         if sig != libc::SIGCHLD {
-            // SAFETY: kill has no memory-safety preconditions.
+            // SAFETY: kill passes no pointer; `child` is reaped only below,
+            // right before _exit, so until then it names the workload.
             unsafe { libc::kill(child, sig) };
             continue;
         }
         loop {
             let mut status = 0;
-            // SAFETY: valid out-pointer.
+            // SAFETY: `status` is a local c_int, writable for the whole call.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
                 break;
@@ -773,7 +796,8 @@ fn start_reaper(report_fd: libc::c_int) -> SetupResult<()> {
                 } else {
                     libc::WEXITSTATUS(status)
                 };
-                // SAFETY: _exit never returns.
+                // SAFETY: _exit has no preconditions; not returning keeps
+                // `helper`'s OwnedFd from closing report_fd a second time.
                 unsafe { libc::_exit(code) };
             }
         }
@@ -804,19 +828,22 @@ fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf, Errno> {
 }
 
 fn loopback_up() -> Result<(), Errno> {
-    // SAFETY: plain socket creation.
+    // SAFETY: socket passes no pointer; a non-negative result is a new fd,
+    // owned just below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(Errno::last());
     }
     // SAFETY: socket returned a new fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero ifreq is valid.
+    // SAFETY: ifreq is a char array and a union of integers, addresses and a
+    // pointer; all-zero bytes are a valid value of each (the pointer null).
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
         *dst = *src as libc::c_char;
     }
-    // SAFETY: `ifr` is a valid ifreq naming "lo".
+    // SAFETY: `ifr` is a local ifreq, alive and writable across the call, as
+    // SIOCGIFFLAGS expects, its name ("lo") NUL-terminated within the array.
     if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) } < 0 {
         return Err(Errno::last());
     }

@@ -501,8 +501,8 @@ pub(crate) fn create_devices(rootfs: &Path, devices: &[LinuxDevice]) -> StepResu
         // The launcher checked that the numbers fit in 32 bits.
         let dev = libc::makedev(d.major() as u32, d.minor() as u32);
         let c = cstr(&dest);
-        // SAFETY: `c` is a valid NUL-terminated path; mknod takes integers
-        // otherwise.
+        // SAFETY: `c` is an owned CString alive across this call and the two
+        // below; mknod reads no other memory.
         if unsafe { libc::mknod(c.as_ptr(), kind | mode, dev) } != 0 {
             let e = Errno::last();
             if e.0 == libc::EEXIST {
@@ -532,21 +532,22 @@ pub(crate) fn pivot_root(rootfs: &Path) -> StepResult {
     // mount namespace. "pivot_root(".", ".")" stacks the old root on the new
     // one, so no temporary directory is needed (runc's trick).
     let root_c = cstr(rootfs);
-    // SAFETY: valid NUL-terminated path.
+    // SAFETY: `root_c` is an owned CString alive across the call.
     if unsafe { libc::chdir(root_c.as_ptr()) } != 0 {
         return Err((format!("chdir {}", rootfs.display()), Errno::last()));
     }
     let dot = cstr(".");
-    // SAFETY: valid NUL-terminated paths; pivot_root has no libc wrapper.
+    // SAFETY: `dot` is an owned CString alive across the call, passed as both
+    // paths; pivot_root (no libc wrapper) only reads them.
     if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
         return Err(("pivot_root".to_string(), Errno::last()));
     }
-    // SAFETY: valid NUL-terminated path.
+    // SAFETY: `dot` is still alive; umount2 only reads the path.
     if unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) } != 0 {
         return Err(("detach the old root".to_string(), Errno::last()));
     }
     let slash = cstr("/");
-    // SAFETY: valid NUL-terminated path.
+    // SAFETY: `slash` is an owned CString alive across the call.
     if unsafe { libc::chdir(slash.as_ptr()) } != 0 {
         return Err(("chdir /".to_string(), Errno::last()));
     }

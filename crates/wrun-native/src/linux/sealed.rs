@@ -102,8 +102,9 @@ fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: the syscall just returned this descriptor, which nothing else
-    // owns.
+    // SAFETY: every caller passes the result of a call that creates a
+    // descriptor (fsopen, fsmount, openat, memfd_create), so a non-negative
+    // value is a new fd that nothing else owns or closes.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
@@ -146,7 +147,8 @@ fn overlay(binary: &Path, empty: &Path) -> io::Result<OwnedFd> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
     let fstype = cstring(b"overlay")?;
-    // SAFETY: fsopen takes a NUL-terminated file system name and flags.
+    // SAFETY: `fstype` is an owned CString alive across the call; the new
+    // context fd goes straight to `owned`.
     let ctx = owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
     let mut lower = escape_lower(dir);
     lower.push(b':');
@@ -170,8 +172,8 @@ fn overlay(binary: &Path, empty: &Path) -> io::Result<OwnedFd> {
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: fsmount takes the configured context and integer flags; the
-    // mount it returns is attached nowhere.
+    // SAFETY: fsmount passes no pointer; `ctx` is borrowed, so it stays open
+    // for the call, and the detached mount's fd goes straight to `owned`.
     let mnt = owned(unsafe {
         libc::syscall(
             libc::SYS_fsmount,
@@ -181,8 +183,8 @@ fn overlay(binary: &Path, empty: &Path) -> io::Result<OwnedFd> {
         )
     })?;
     let name = cstring(name.as_bytes())?;
-    // SAFETY: `mnt` is a directory descriptor and `name` a NUL-terminated
-    // name in it.
+    // SAFETY: `mnt` (borrowed, open for the call) is the mount's root and
+    // `name` an owned CString alive across it; the fd goes to `owned`.
     let exe = owned(unsafe {
         libc::openat(
             mnt.as_raw_fd(),
@@ -199,7 +201,8 @@ fn memfd(binary: &Path) -> io::Result<OwnedFd> {
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // Kernels with vm.memfd_noexec want executability asked for (MFD_EXEC);
     // older ones do not know the flag.
-    // SAFETY: memfd_create takes a NUL-terminated name and flags.
+    // SAFETY: `name` is an owned CString alive across the call; the result
+    // is checked and owned by `owned` below.
     let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
     if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
         // SAFETY: as above.
@@ -209,8 +212,8 @@ fn memfd(binary: &Path) -> io::Result<OwnedFd> {
     let mut copy = File::from(fd);
     io::copy(&mut src, &mut copy)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: F_ADD_SEALS on a memfd created with MFD_ALLOW_SEALING takes an
-    // integer seal mask.
+    // SAFETY: F_ADD_SEALS passes no pointer; `copy` owns the memfd and keeps
+    // it open for the call, and seals only restrict later writes.
     if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
         return Err(io::Error::last_os_error());
     }

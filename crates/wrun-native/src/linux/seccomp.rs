@@ -285,8 +285,8 @@ pub(crate) fn compile(profile: &LinuxSeccomp) -> Result<Program> {
 /// libseccomp's program, through a memfd (this libseccomp has no
 /// export to memory).
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
-    // SAFETY: the name is a NUL-terminated string; memfd_create returns a
-    // new fd or -1.
+    // SAFETY: the name is a 'static C string literal; the result is checked
+    // for -1 below before it is owned.
     let fd = unsafe { libc::memfd_create(c"wrun-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(Error::SeccompCompile {

@@ -49,8 +49,8 @@ pub(crate) fn available_capabilities() -> Vec<Capability> {
 #[cfg(target_os = "linux")]
 fn held(cap: &Capability) -> bool {
     let n = crate::linux::caps::number(cap) as libc::c_ulong;
-    // SAFETY: PR_CAPBSET_READ takes plain integers; it returns 1 if held, 0
-    // if not, -1 for a capability this kernel does not know.
+    // SAFETY: PR_CAPBSET_READ reads no memory and changes nothing; it returns
+    // 1 if held, 0 if not, -1 for a capability this kernel does not know.
     unsafe { libc::prctl(libc::PR_CAPBSET_READ, n, 0, 0, 0) == 1 }
 }
 

@@ -34,14 +34,16 @@ pub(super) struct Pty {
 pub(super) fn open_pty(size: Option<(u16, u16)>) -> Result<Pty> {
     let ptmx = Path::new("/dev/ptmx");
     let err = |e: io::Error| Error::io("open", ptmx, e);
-    // SAFETY: posix_openpt takes flags and returns a new fd or -1.
+    // SAFETY: posix_openpt passes no pointer; the result is checked for -1
+    // below before it is owned.
     let fd = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(err(io::Error::last_os_error()));
     }
     // SAFETY: posix_openpt returned a new fd we own.
     let master = fs::File::from(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    // SAFETY: plain calls on the valid master fd.
+    // SAFETY: neither call takes a pointer; `fd` is owned by `master`, alive
+    // to the end of this function, so it still names our pty master.
     if unsafe { libc::grantpt(fd) } != 0 || unsafe { libc::unlockpt(fd) } != 0 {
         return Err(err(io::Error::last_os_error()));
     }

@@ -78,7 +78,8 @@ pub(super) fn unmount_under(dir: &Path) {
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for p in points {
         let c = super::super::rootfs::cstr(&p);
-        // SAFETY: valid NUL-terminated path.
+        // SAFETY: `c` is an owned CString alive across the call; umount2 only
+        // reads the path.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     }
 }
