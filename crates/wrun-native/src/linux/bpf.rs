@@ -45,11 +45,15 @@ struct ProgAttach {
     replace_bpf_fd: u32,
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &T) -> libc::c_long {
-    // SAFETY: `attr` is a valid, initialised `repr(C)` prefix of `union
-    // bpf_attr` for `cmd`, of the size passed, that lives across the call;
-    // every pointer inside it points to memory that outlives the call too
-    // (the callers' locals).
+/// bpf(2) with `attr` as the command's attributes.
+///
+/// # Safety
+/// `attr` must be a valid, initialised `repr(C)` prefix of `union bpf_attr`
+/// for `cmd`, and every pointer inside it must point to memory that
+/// outlives the call.
+unsafe fn bpf<T>(cmd: libc::c_long, attr: &T) -> libc::c_long {
+    // SAFETY: the caller guarantees `attr`; it is borrowed, so it lives
+    // across the call, and the size passed is its own.
     unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -93,7 +97,9 @@ pub(crate) fn attach_device_program(dir: &Path, program: &[Insn]) -> Result<()> 
         prog_ifindex: 0,
         expected_attach_type: 0,
     };
-    let fd = bpf(BPF_PROG_LOAD, &load);
+    // SAFETY: `load` is PROG_LOAD's attribute prefix; its pointers (the
+    // program, the license) are locals of this function, alive across it.
+    let fd = unsafe { bpf(BPF_PROG_LOAD, &load) };
     if fd < 0 {
         return Err(fail("load the device program", Errno::last()));
     }
@@ -107,7 +113,9 @@ pub(crate) fn attach_device_program(dir: &Path, program: &[Insn]) -> Result<()> 
         attach_flags: BPF_F_ALLOW_MULTI,
         replace_bpf_fd: 0,
     };
-    if bpf(BPF_PROG_ATTACH, &attach) < 0 {
+    // SAFETY: `attach` is PROG_ATTACH's attribute prefix and holds no
+    // pointer, only descriptors open for the call.
+    if unsafe { bpf(BPF_PROG_ATTACH, &attach) } < 0 {
         return Err(fail("attach the device program", Errno::last()));
     }
     Ok(())

@@ -98,13 +98,17 @@ fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
+/// The result of a call that creates a descriptor, owned; the error of
+/// the call when it failed (negative).
+///
+/// # Safety
+/// A non-negative `fd` must be a descriptor the call just made, which
+/// nothing else owns or closes.
+unsafe fn owned(fd: libc::c_long) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: every caller passes the result of a call that creates a
-    // descriptor (fsopen, fsmount, openat, memfd_create), so a non-negative
-    // value is a new fd that nothing else owns or closes.
+    // SAFETY: the caller guarantees a new descriptor nobody else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
 }
 
@@ -147,9 +151,15 @@ fn overlay(binary: &Path, empty: &Path) -> io::Result<OwnedFd> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     };
     let fstype = cstring(b"overlay")?;
-    // SAFETY: `fstype` is an owned CString alive across the call; the new
-    // context fd goes straight to `owned`.
-    let ctx = owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: `fstype` is an owned CString alive across the call; fsopen
+    // returns a new context fd, which goes straight to `owned`.
+    let ctx = unsafe {
+        owned(libc::syscall(
+            libc::SYS_fsopen,
+            fstype.as_ptr(),
+            FSOPEN_CLOEXEC,
+        ))
+    }?;
     let mut lower = escape_lower(dir);
     lower.push(b':');
     lower.extend(escape_lower(empty));
@@ -174,24 +184,24 @@ fn overlay(binary: &Path, empty: &Path) -> io::Result<OwnedFd> {
     }
     // SAFETY: fsmount passes no pointer; `ctx` is borrowed, so it stays open
     // for the call, and the detached mount's fd goes straight to `owned`.
-    let mnt = owned(unsafe {
-        libc::syscall(
+    let mnt = unsafe {
+        owned(libc::syscall(
             libc::SYS_fsmount,
             ctx.as_raw_fd(),
             FSMOUNT_CLOEXEC,
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        )
-    })?;
+        ))
+    }?;
     let name = cstring(name.as_bytes())?;
     // SAFETY: `mnt` (borrowed, open for the call) is the mount's root and
     // `name` an owned CString alive across it; the fd goes to `owned`.
-    let exe = owned(unsafe {
-        libc::openat(
+    let exe = unsafe {
+        owned(libc::openat(
             mnt.as_raw_fd(),
             name.as_ptr(),
             libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    } as libc::c_long)?;
+        ) as libc::c_long)
+    }?;
     Ok(exe)
 }
 
@@ -208,7 +218,8 @@ fn memfd(binary: &Path) -> io::Result<OwnedFd> {
         // SAFETY: as above.
         fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }
-    let fd = owned(fd as libc::c_long)?;
+    // SAFETY: `fd` is memfd_create's result, a new fd nothing else owns.
+    let fd = unsafe { owned(fd as libc::c_long) }?;
     let mut copy = File::from(fd);
     io::copy(&mut src, &mut copy)?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
