@@ -1155,9 +1155,16 @@ fn exit_codes_follow_docker() {
 #[test]
 fn sigterm_to_wrun_reaches_the_workload() {
     let Some(fx) = setup() else { return };
-    for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")] {
+    // With --timeout, the watchdog thread must not take the signal either.
+    let cases = [
+        (libc::SIGTERM, "TERM", &[][..]),
+        (libc::SIGINT, "INT", &[][..]),
+        (libc::SIGTERM, "TERM", &["--timeout", "60s"][..]),
+        (libc::SIGINT, "INT", &["--timeout", "60s"][..]),
+    ];
+    for (sig, name, opts) in cases {
         let mut child = fx.spawn_sh(
-            &[],
+            opts,
             &format!(
                 "trap 'echo got {name}; exit 42' {name}; echo ready; while :; do sleep 0.1; done"
             ),
@@ -1173,7 +1180,7 @@ fn sigterm_to_wrun_reaches_the_workload() {
         // by `finish` below, so it cannot have been reused.
         assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
         let r = finish(child, Some(out));
-        assert_code(&r, 42, &format!("SIG{name}"));
+        assert_code(&r, 42, &format!("SIG{name} {opts:?}"));
         assert_eq!(r.stdout, format!("got {name}\n"), "stderr {:?}", r.stderr);
     }
     fx.assert_clean();

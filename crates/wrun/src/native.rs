@@ -153,6 +153,11 @@ pub(crate) fn start(
         let signaller = container.signaller();
         let flag = Arc::clone(&fired);
         std::thread::spawn(move || {
+            // This thread only waits: a signal sent to the process (a
+            // SIGINT the caller forwards to the container, say) must go to
+            // one of the caller's threads, never here, where its default
+            // action would end the caller.
+            block_signals_in_this_thread();
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(after) {
                 flag.store(true, Ordering::SeqCst);
                 let _ = signaller.signal(libc::SIGKILL);
@@ -161,4 +166,16 @@ pub(crate) fn start(
         Watchdog { stop, fired, after }
     });
     Ok(Running { container, timeout })
+}
+
+/// Blocks every signal the caller may want in the calling thread (a thread
+/// of this library's own); the process's other threads are untouched.
+fn block_signals_in_this_thread() {
+    // SAFETY: `set` is a local sigset_t that sigfillset initialises before
+    // pthread_sigmask reads it; the mask changed is this thread's own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
