@@ -67,6 +67,34 @@ pub fn wrun() -> Command {
     Command::new(wrun_bin())
 }
 
+/// The host's architecture in OCI's names (`amd64`, `arm64` …).
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Whether `b` is a 64-bit little-endian ELF with no program interpreter
+/// (static), so it runs in an image that has no libc.
+pub fn is_static_elf(b: &[u8]) -> bool {
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let mut off = [0u8; 8];
+    off.copy_from_slice(&b[0x20..0x28]);
+    let phoff = u64::from_le_bytes(off) as usize;
+    let (size, count) = (u16_at(0x36), u16_at(0x38));
+    (0..count).all(|i| {
+        let at = phoff + i * size;
+        // PT_INTERP = 3
+        at + 4 <= b.len() && u32_at(at) != 3
+    })
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

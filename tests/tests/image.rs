@@ -15,7 +15,7 @@ use wrun_tests::fixture::{
 };
 use wrun_tests::{
     Env, Hostile, Misbehave, Proxy, Registry, assert_failure, have_root, have_tools, hex_of,
-    wait_until,
+    host_arch, wait_until,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -69,14 +69,6 @@ fn mode(p: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o7777
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
 
 /// The `trusted.overlay.opaque` xattr of `p`, if any.

@@ -134,11 +134,7 @@ fn layout(dir: &Path, files: &[(String, u32, Vec<u8>)]) -> PathBuf {
         entries.push(TarEntry::symlink(&format!("bin/{a}"), "busybox"));
     }
     let layer = Layer::tar(&entries, Compression::Gzip);
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
+    let arch = wrun_tests::host_arch();
     let cfg = serde_json::json!({
         "architecture": arch,
         "os": "linux",

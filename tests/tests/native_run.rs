@@ -25,7 +25,8 @@ use std::sync::{OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard
 use std::time::Duration;
 use wrun_tests::fixture::{self, Compression, Image, ImageBuilder, Layer, Tagged, TarEntry};
 use wrun_tests::{
-    Env, Registry, Run, assert_code, assert_failure, have_root, have_tools, skip, wait_until,
+    Env, Registry, Run, assert_code, assert_failure, have_root, have_tools, host_arch, skip,
+    wait_until,
 };
 
 // ---------------------------------------------------------------- fixture
@@ -48,35 +49,10 @@ const MOTD: &str = "original\n";
 /// Tests comparing the host's cgroup tree take this exclusively.
 static HOST: RwLock<()> = RwLock::new(());
 
-/// The platform's architecture as OCI names it.
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
 /// Whether /bin/busybox is an ELF without a program interpreter (static),
 /// so it runs in an image that has no libc.
 fn static_busybox() -> bool {
-    let Ok(b) = std::fs::read(BUSYBOX) else {
-        return false;
-    };
-    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
-        return false;
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    let mut off = [0u8; 8];
-    off.copy_from_slice(&b[0x20..0x28]);
-    let phoff = u64::from_le_bytes(off) as usize;
-    let (size, count) = (u16_at(0x36), u16_at(0x38));
-    (0..count).all(|i| {
-        let at = phoff + i * size;
-        // PT_INTERP = 3
-        at + 4 <= b.len() && u32_at(at) != 3
-    })
+    std::fs::read(BUSYBOX).is_ok_and(|b| wrun_tests::is_static_elf(&b))
 }
 
 /// The busybox layer: /bin/busybox, the applets, /etc/passwd, /etc/group,

@@ -16,7 +16,9 @@ use wrun::{LaunchSpec, Runner, Store, Target};
 use wrun_plugin::image::{PullOptions, PullPolicy};
 use wrun_plugin::{Grants, HostConfig, PluginHost, Request};
 use wrun_tests::fixture::{Compression, Image, ImageBuilder, Layer, TarEntry};
-use wrun_tests::{Env, Registry, assert_code, have_tools, is_root, wrun_bin};
+use wrun_tests::{
+    Env, Registry, assert_code, have_tools, host_arch, is_root, is_static_elf, wrun_bin,
+};
 
 const BUSYBOX: &str = "/bin/busybox";
 
@@ -38,33 +40,6 @@ fn exit_image() -> Image {
         wat::parse_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/wasm/exit.wat"))
             .expect("compile samples/wasm/exit.wat");
     wasm_image("exit.wasm", &module)
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
-/// Whether `b` is a 64-bit little-endian ELF with no program interpreter
-/// (static), so it runs in an image that has no libc.
-fn is_static_elf(b: &[u8]) -> bool {
-    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
-        return false;
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    let mut off = [0u8; 8];
-    off.copy_from_slice(&b[0x20..0x28]);
-    let phoff = u64::from_le_bytes(off) as usize;
-    let (size, count) = (u16_at(0x36), u16_at(0x38));
-    (0..count).all(|i| {
-        let at = phoff + i * size;
-        // PT_INTERP = 3
-        at + 4 <= b.len() && u32_at(at) != 3
-    })
 }
 
 /// A native image of the host's static busybox, entrypoint `/bin/busybox`;

@@ -19,6 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wrun_core::{Access, Identity, Limits, Network};
+use wrun_native::oci_spec::runtime::Spec;
 use wrun_native::{Device, Error, ExitStatus, Launcher, SeccompPolicy, SpecBuilder, Volume};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -132,7 +133,16 @@ impl Env {
     ) -> Result<wrun_native::Container, Error> {
         let mut b = SpecBuilder::new();
         configure(&mut b);
-        let spec = b.build(id)?;
+        self.spawn_spec(id, cgroup_root, &b.build(id)?)
+    }
+
+    /// Starts container `id` from a spec made by the test itself.
+    fn spawn_spec(
+        &self,
+        id: &str,
+        cgroup_root: &Path,
+        spec: &Spec,
+    ) -> Result<wrun_native::Container, Error> {
         let helper = std::env::current_exe().map_err(|e| Error::SpawnHelper {
             path: "current_exe".into(),
             source: e,
@@ -143,7 +153,7 @@ impl Env {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn(id, &spec, &self.layers)
+            .spawn(id, spec, &self.layers)
     }
 
     fn run(&self, id: &str, configure: impl FnOnce(&mut SpecBuilder)) -> Result<Output, String> {
@@ -156,8 +166,16 @@ impl Env {
         cgroup_root: &Path,
         configure: impl FnOnce(&mut SpecBuilder),
     ) -> Result<Output, String> {
+        let mut b = SpecBuilder::new();
+        configure(&mut b);
+        let spec = b.build(id).map_err(|e| chain(&e))?;
+        self.run_spec(id, cgroup_root, &spec)
+    }
+
+    /// Runs container `id` from a spec made by the test itself, to its end.
+    fn run_spec(&self, id: &str, cgroup_root: &Path, spec: &Spec) -> Result<Output, String> {
         let mut c = self
-            .spawn_in(id, cgroup_root, configure)
+            .spawn_spec(id, cgroup_root, spec)
             .map_err(|e| format!("{e:#}: {}", chain(&e)))?;
         collect(&mut c, |_| {}).and_then(|(out, err)| {
             let status = c.wait().map_err(|e| chain(&e))?;
@@ -1168,24 +1186,11 @@ fn spec_sysctl_and_rlimits(env: &Env) -> Result<(), String> {
         p.set_rlimits(Some(vec![nofile]));
         p.set_oom_score_adj(Some(500));
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let host_before =
         fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map_err(|e| e.to_string())?;
-    let mut c = Launcher::new(&env.state)
-        .helper(&exe)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn("spec", &spec, &env.layers)
-        .map_err(|e| chain(&e))?;
-    let (out, err) = collect(&mut c, |_| {})?;
-    let status = c.wait().map_err(|e| chain(&e))?;
-    ensure!(
-        status.exit_code() == 0,
-        "exit {} {err:?}",
-        status.exit_code()
-    );
-    ensure!(out == "1\n321\n500\n", "stdout {out:?}");
+    let o = env.run_spec("spec", Path::new("/sys/fs/cgroup"), &spec)?;
+    expect_ok(&o)?;
+    ensure!(o.stdout == "1\n321\n500\n", "stdout {:?}", o.stdout);
     let host_after =
         fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map_err(|e| e.to_string())?;
     ensure!(host_after == host_before, "the host's ip_forward changed");
@@ -1195,9 +1200,8 @@ fn spec_sysctl_and_rlimits(env: &Env) -> Result<(), String> {
             [("vm.swappiness".to_string(), "1".to_string())].into(),
         ));
     }
-    let err = Launcher::new(&env.state)
-        .helper(&exe)
-        .spawn("spec2", &spec, &env.layers)
+    let err = env
+        .spawn_spec("spec2", Path::new("/sys/fs/cgroup"), &spec)
         .err()
         .ok_or("a host-wide sysctl was accepted")?;
     ensure!(
@@ -1387,24 +1391,13 @@ fn engine_spec_gets_the_default_devices(env: &Env) -> Result<(), String> {
     {
         res.set_devices(Some(vec![deny_all]));
     }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut c = Launcher::new(&env.state)
-        .helper(&exe)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn("engine", &spec, &env.layers)
-        .map_err(|e| chain(&e))?;
-    let (out, err) = collect(&mut c, |_| {})?;
-    let status = c.wait().map_err(|e| chain(&e))?;
+    let o = env.run_spec("engine", Path::new("/sys/fs/cgroup"), &spec)?;
+    expect_ok(&o)?;
     ensure!(
-        status.exit_code() == 0,
-        "exit {} {err:?}",
-        status.exit_code()
-    );
-    ensure!(
-        out == "null\nOperation not permitted\n",
-        "stdout {out:?} stderr {err:?}"
+        o.stdout == "null\nOperation not permitted\n",
+        "stdout {:?} stderr {:?}",
+        o.stdout,
+        o.stderr
     );
     Ok(())
 }
