@@ -1359,6 +1359,92 @@ fn a_sigkilled_wrun_is_reaped_by_the_next_run() {
     assert_eq!(wrun_cgroups(), before, "cgroups left");
 }
 
+// ---------------------------------------------------------------- platforms
+
+/// `run --platform` picks the stored image of that platform, pulls it when
+/// missing, and fails with one line when the index has no such platform or
+/// `--pull never` finds none stored (issue 12).
+#[test]
+fn run_platform_picks_the_stored_image_of_that_platform_or_pulls_it() {
+    let Some(fx) = setup() else { return };
+    let hello =
+        wat::parse_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/wasm/hello.wat"))
+            .expect("compile samples/wasm/hello.wat");
+    let host = format!("linux/{}", host_arch());
+    let other = if host_arch() == "arm64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let index = fixture::Index::new(vec![
+        (&host, busybox_image(None)),
+        ("wasi/wasm", fixture::wasm_artifact(&hello)),
+    ]);
+    let dir = tempfile::tempdir().expect("create a layout directory");
+    fixture::write_layout(dir.path(), &[("t", Tagged::Index(&index))]);
+    fx.registry.push_layout(dir.path(), "t", "multi:1");
+    let multi = fx.registry.reference("multi:1");
+    // A plain pull takes the host's platform: the native image.
+    fx.env.ok(&["pull", "-q", &multi]);
+    let native = |opts: &[&str], what: &str| {
+        let r = fx.run_image(&multi, opts, &["echo", "native"]);
+        assert_code(&r, 0, what);
+        assert_eq!(r.stdout, "native\n", "{what}: stderr {:?}", r.stderr);
+    };
+    let wasm = |opts: &[&str], what: &str| {
+        let r = fx.run_image(&multi, opts, &["x"]);
+        assert_code(&r, 0, what);
+        assert!(
+            r.stdout.starts_with("hello from wasm\n"),
+            "{what}: stdout {:?} stderr {:?}",
+            r.stdout,
+            r.stderr
+        );
+    };
+    native(&[], "plain run");
+    // Not stored for wasi/wasm: --pull never says so, without a pull.
+    let r = fx.run_image(
+        &multi,
+        &["--pull", "never", "--platform", "wasi/wasm"],
+        &["x"],
+    );
+    let line = assert_failure(&r, "--pull never --platform wasi/wasm before it is pulled");
+    assert!(
+        line.contains("not in the store for platform wasi/wasm"),
+        "{line}"
+    );
+    // --platform wasi/wasm pulls the Wasm image of the index and runs it.
+    wasm(&["-q", "--platform", "wasi/wasm"], "--platform wasi/wasm");
+    // Both are stored now: each platform runs its own, with no pull.
+    native(&["--pull", "never", "--platform", &host], "--platform host");
+    wasm(
+        &["--pull", "never", "--platform", "wasi/wasm"],
+        "--platform wasi/wasm, stored",
+    );
+    native(&["--platform", &host], "--platform host, pull missing");
+    // A platform the index lacks: one line naming what it has.
+    let r = fx.run_image(&multi, &["-q", "--platform", other], &["true"]);
+    let line = assert_failure(&r, "--platform the index lacks");
+    assert!(
+        line.contains(&format!("no manifest for platform {other}")) && line.contains(&host),
+        "{line}"
+    );
+    let r = fx.run_image(&multi, &["--pull", "never", "--platform", other], &["true"]);
+    let line = assert_failure(&r, "--pull never --platform the index lacks");
+    assert!(
+        line.contains(&format!("not in the store for platform {other}")),
+        "{line}"
+    );
+    // An image that is no index, of another platform: refused, not run.
+    let r = fx.run(&["-q", "--platform", other], &["true"]);
+    let line = assert_failure(&r, "--platform of a single-platform image");
+    assert!(
+        line.contains(&format!("is for platform {host}, not {other}")),
+        "{line}"
+    );
+    fx.assert_clean();
+}
+
 // ---------------------------------------------------------------- bad input
 
 #[test]
