@@ -35,9 +35,9 @@ const BUSYBOX: &str = "/bin/busybox";
 
 /// The applets the tests use, each a symlink to /bin/busybox in the image.
 const APPLETS: &[&str] = &[
-    "cat", "cut", "dd", "echo", "env", "false", "grep", "head", "hostname", "id", "ip", "kill",
-    "ls", "mkdir", "mknod", "mount", "printf", "ps", "pwd", "rm", "seq", "sh", "sleep", "stat",
-    "stty", "tail", "test", "touch", "tr", "true", "tty", "unshare", "wc",
+    "cat", "cp", "cut", "dd", "df", "echo", "env", "false", "grep", "head", "hostname", "id", "ip",
+    "kill", "ls", "mkdir", "mknod", "mount", "printf", "ps", "pwd", "rm", "seq", "sh", "sleep",
+    "stat", "stty", "tail", "test", "touch", "tr", "true", "tty", "unshare", "wc",
 ];
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
@@ -858,6 +858,95 @@ fn volumes_bind_read_write_and_read_only_and_tmpfs_mounts() {
     fx.assert_clean();
 }
 
+/// `--tmpfs PATH[:OPTIONS]` takes docker's options, keeps docker's
+/// defaults (noexec, nosuid, nodev, mode 1777) unless they are overridden,
+/// and refuses a bad one with one line (issue 12).
+#[test]
+fn tmpfs_takes_dockers_options_and_refuses_bad_ones() {
+    let Some(fx) = setup() else { return };
+    // size=1m, mode=0700: 1024 KiB, mode 700, and 2 MiB do not fit.
+    let r = fx.sh(
+        &["--tmpfs", "/scratch:size=1m,mode=0700"],
+        "stat -c '%a %u %g' /scratch; df -k /scratch | tail -n 1 | tr -s ' ' | cut -d' ' -f2; \
+         dd if=/dev/zero of=/scratch/big bs=1024 count=2048 2>/dev/null; echo dd=$?; \
+         grep ' /scratch ' /proc/mounts | cut -d' ' -f3,4",
+    );
+    assert_code(&r, 0, "size and mode");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["700 0 0", "1024", "dd=1"],
+        "stdout {:?} stderr {:?}",
+        r.stdout,
+        r.stderr
+    );
+    let mount = lines.get(3).copied().unwrap_or_default();
+    for opt in [
+        "tmpfs rw",
+        "nosuid",
+        "nodev",
+        "noexec",
+        "size=1024k",
+        "mode=700",
+    ] {
+        assert!(mount.contains(opt), "{opt} not in {mount:?}");
+    }
+    let r = fx.sh(
+        &["--tmpfs", "/scratch:size=1m"],
+        "dd if=/dev/zero of=/scratch/big bs=1024 count=2048",
+    );
+    assert!(
+        r.status.code() != Some(0) && r.stderr.contains("No space left on device"),
+        "writing 2 MiB to a 1 MiB tmpfs: {:?}",
+        r.stderr
+    );
+
+    // The default is noexec, and mode 1777; exec lets a copied binary run.
+    let copy_and_run = "stat -c %a /x; cp /bin/busybox /x/echo && /x/echo ran";
+    let r = fx.sh(&["--tmpfs", "/x"], copy_and_run);
+    assert_eq!(r.stdout, "1777\n", "stderr {:?}", r.stderr);
+    assert!(
+        r.status.code() == Some(126) && r.stderr.contains("Permission denied"),
+        "a binary ran from a noexec tmpfs: {:?} {:?}",
+        r.status,
+        r.stderr
+    );
+    assert_eq!(
+        fx.sh_ok(&["--tmpfs", "/x:exec"], copy_and_run),
+        "1777\nran\n"
+    );
+
+    // uid, gid, ro.
+    assert_eq!(
+        fx.sh_ok(&["--tmpfs", "/x:uid=1000,gid=10"], "stat -c '%u %g' /x"),
+        "1000 10\n"
+    );
+    let r = fx.sh(&["--tmpfs", "/x:ro"], "touch /x/y && echo writable; true");
+    assert_eq!(r.stdout, "", "a ro tmpfs was writable");
+    assert!(r.stderr.contains("Read-only file system"), "{:?}", r.stderr);
+
+    // Bad ones: one line, before anything runs.
+    for (arg, says) in [
+        ("/x:bogus=1", "unknown option \"bogus=1\""),
+        ("/x:noexec,fast", "unknown option \"fast\""),
+        ("/x:size=lots", "bad size \"lots\""),
+        ("/x:mode=0800", "bad mode \"0800\""),
+        ("/x:uid=me", "bad uid \"me\""),
+        ("scratch:size=1m", "must be absolute"),
+        ("/", "must be absolute and not /"),
+    ] {
+        let r = fx.sh(&["--tmpfs", arg], "echo ran");
+        let line = assert_failure(&r, arg);
+        assert!(
+            line.starts_with(&format!("wrun: invalid tmpfs mount {arg:?}: "))
+                && line.contains(says),
+            "--tmpfs {arg}: {line}"
+        );
+        assert_eq!(r.stdout, "", "--tmpfs {arg} ran");
+    }
+    fx.assert_clean();
+}
+
 // ---------------------------------------------------------------- limits
 
 #[test]
@@ -1343,6 +1432,92 @@ fn a_sigkilled_wrun_is_reaped_by_the_next_run() {
     assert_eq!(cgroups_of(&id), Vec::<PathBuf>::new(), "stale cgroups left");
     fx.assert_clean();
     assert_eq!(wrun_cgroups(), before, "cgroups left");
+}
+
+// ---------------------------------------------------------------- platforms
+
+/// `run --platform` picks the stored image of that platform, pulls it when
+/// missing, and fails with one line when the index has no such platform or
+/// `--pull never` finds none stored (issue 12).
+#[test]
+fn run_platform_picks_the_stored_image_of_that_platform_or_pulls_it() {
+    let Some(fx) = setup() else { return };
+    let hello =
+        wat::parse_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/wasm/hello.wat"))
+            .expect("compile samples/wasm/hello.wat");
+    let host = format!("linux/{}", host_arch());
+    let other = if host_arch() == "arm64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let index = fixture::Index::new(vec![
+        (&host, busybox_image(None)),
+        ("wasi/wasm", fixture::wasm_artifact(&hello)),
+    ]);
+    let dir = tempfile::tempdir().expect("create a layout directory");
+    fixture::write_layout(dir.path(), &[("t", Tagged::Index(&index))]);
+    fx.registry.push_layout(dir.path(), "t", "multi:1");
+    let multi = fx.registry.reference("multi:1");
+    // A plain pull takes the host's platform: the native image.
+    fx.env.ok(&["pull", "-q", &multi]);
+    let native = |opts: &[&str], what: &str| {
+        let r = fx.run_image(&multi, opts, &["echo", "native"]);
+        assert_code(&r, 0, what);
+        assert_eq!(r.stdout, "native\n", "{what}: stderr {:?}", r.stderr);
+    };
+    let wasm = |opts: &[&str], what: &str| {
+        let r = fx.run_image(&multi, opts, &["x"]);
+        assert_code(&r, 0, what);
+        assert!(
+            r.stdout.starts_with("hello from wasm\n"),
+            "{what}: stdout {:?} stderr {:?}",
+            r.stdout,
+            r.stderr
+        );
+    };
+    native(&[], "plain run");
+    // Not stored for wasi/wasm: --pull never says so, without a pull.
+    let r = fx.run_image(
+        &multi,
+        &["--pull", "never", "--platform", "wasi/wasm"],
+        &["x"],
+    );
+    let line = assert_failure(&r, "--pull never --platform wasi/wasm before it is pulled");
+    assert!(
+        line.contains("not in the store for platform wasi/wasm"),
+        "{line}"
+    );
+    // --platform wasi/wasm pulls the Wasm image of the index and runs it.
+    wasm(&["-q", "--platform", "wasi/wasm"], "--platform wasi/wasm");
+    // Both are stored now: each platform runs its own, with no pull.
+    native(&["--pull", "never", "--platform", &host], "--platform host");
+    wasm(
+        &["--pull", "never", "--platform", "wasi/wasm"],
+        "--platform wasi/wasm, stored",
+    );
+    native(&["--platform", &host], "--platform host, pull missing");
+    // A platform the index lacks: one line naming what it has.
+    let r = fx.run_image(&multi, &["-q", "--platform", other], &["true"]);
+    let line = assert_failure(&r, "--platform the index lacks");
+    assert!(
+        line.contains(&format!("no manifest for platform {other}")) && line.contains(&host),
+        "{line}"
+    );
+    let r = fx.run_image(&multi, &["--pull", "never", "--platform", other], &["true"]);
+    let line = assert_failure(&r, "--pull never --platform the index lacks");
+    assert!(
+        line.contains(&format!("not in the store for platform {other}")),
+        "{line}"
+    );
+    // An image that is no index, of another platform: refused, not run.
+    let r = fx.run(&["-q", "--platform", other], &["true"]);
+    let line = assert_failure(&r, "--platform of a single-platform image");
+    assert!(
+        line.contains(&format!("is for platform {host}, not {other}")),
+        "{line}"
+    );
+    fx.assert_clean();
 }
 
 // ---------------------------------------------------------------- bad input

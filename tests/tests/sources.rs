@@ -316,3 +316,107 @@ fn plugin_host_refuses_a_native_image_from_a_local_source() {
         }
     }
 }
+
+/// podman's own archives (issue 12): an image podman pulled from the test's
+/// registry, written by `podman save` as a docker-archive (its default,
+/// whose `<id>/layer.tar` entries are symlinks to the layer files) and as an
+/// oci-archive, loads with `wrun load -i` and runs. Two layers, the second
+/// over the first.
+#[test]
+fn wrun_load_reads_podmans_docker_archive_and_oci_archive() {
+    if !have_tools(&["docker-registry", "skopeo", "podman"]) {
+        return;
+    }
+    let Some(busybox) = busybox_image() else {
+        return;
+    };
+    let mut image = ImageBuilder::new();
+    image
+        .platform(&format!("linux/{}", host_arch()))
+        .entrypoint(&[BUSYBOX])
+        .cmd(&["true"]);
+    for l in busybox.layers {
+        image.layer(l);
+    }
+    let image = image
+        .layer(Layer::tar(
+            &[
+                TarEntry::dir("etc", 0o755),
+                TarEntry::file("etc/marker", 0o644, b"second layer\n"),
+            ],
+            Compression::Gzip,
+        ))
+        .build();
+    let reg = Registry::start();
+    reg.push_image("podman/bb:1", &image);
+    let reference = reg.reference("podman/bb:1");
+
+    let dir = tempfile::tempdir().expect("create podman's directories");
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(&conf, "").expect("write an empty registries.conf");
+    let podman = |args: &[&str]| {
+        let out = Command::new("podman")
+            .arg("--root")
+            .arg(dir.path().join("root"))
+            .arg("--runroot")
+            .arg(dir.path().join("run"))
+            .args([
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                "--storage-driver",
+                "vfs",
+            ])
+            .args(args)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .output()
+            .expect("run podman");
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    podman(&["pull", "--quiet", "--tls-verify=false", &reference]);
+    let docker_archive = dir.path().join("docker.tar");
+    let oci_archive = dir.path().join("oci.tar");
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    podman(&["save", "--quiet", "-o", &s(&docker_archive), &reference]);
+    podman(&[
+        "save",
+        "--quiet",
+        "--format",
+        "oci-archive",
+        "-o",
+        &s(&oci_archive),
+        &reference,
+    ]);
+    // The shape that once failed: `<id>/layer.tar` a symlink to a layer file.
+    let file = std::fs::File::open(&docker_archive).expect("open podman's docker-archive");
+    let mut tar = tar::Archive::new(file);
+    let linked = tar
+        .entries()
+        .expect("read podman's docker-archive")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.header().entry_type() == tar::EntryType::Symlink
+                && e.path().is_ok_and(|p| p.ends_with("layer.tar"))
+        })
+        .count();
+    assert_eq!(linked, 2, "symlinked layer.tar entries in podman's archive");
+    for archive in [&docker_archive, &oci_archive] {
+        let env = Env::new();
+        let r = env.ok(&["load", "-q", "-i", &s(archive)]);
+        assert!(
+            r.line().starts_with("sha256:"),
+            "load {}: {:?}",
+            archive.display(),
+            r.stdout
+        );
+        let r = env.run(&["run", "--pull", "never", &reference, "cat", "/etc/marker"]);
+        assert_code(&r, 0, &format!("run the image of {}", archive.display()));
+        assert_eq!(r.stdout, "second layer\n", "{}", archive.display());
+        env.assert_consistent();
+    }
+}

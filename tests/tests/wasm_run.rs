@@ -1255,6 +1255,7 @@ fn bad_options_fail_with_one_clear_line() {
         ("--tty", None),
         ("--cpus", Some("1")),
         ("--privileged", None),
+        ("--tmpfs", Some("/scratch:size=1m,exec")),
     ] {
         let mut args = vec!["run", flag];
         args.extend(value);

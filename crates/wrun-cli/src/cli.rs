@@ -222,8 +222,8 @@ pub struct RunArgs {
     /// Hostname inside (native only)
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Mount a fresh tmpfs at PATH (native only)
-    #[arg(long, value_name = "PATH")]
+    /// Mount a fresh tmpfs at PATH; OPTIONS as docker's: size, mode, uid, gid, exec, suid, dev, ro (default noexec,nosuid,nodev, mode 1777) (native only)
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
     pub tmpfs: Vec<String>,
     /// Give the container a host device, with PERMS a subset of rwm (native only)
     #[arg(long, value_name = "HOST[:CONTAINER][:PERMS]")]

@@ -64,7 +64,8 @@ pub struct LaunchSpec {
     pub user: Option<String>,
     /// The container's hostname (native only).
     pub hostname: Option<String>,
-    /// Paths to mount a fresh tmpfs at (native only).
+    /// Fresh tmpfs mounts, as `--tmpfs PATH[:OPTIONS]` spells them (native
+    /// only).
     pub tmpfs: Vec<String>,
     /// Host devices to give, as `--device HOST[:CONTAINER][:PERMS]` spells
     /// them (native only).

@@ -130,6 +130,28 @@ pub enum Error {
         /// The reference.
         reference: String,
     },
+    /// No image of the platform asked for is stored under the reference,
+    /// and the pull policy forbids pulling it.
+    #[error(
+        "image {reference} is not in the store for platform {platform} (and the pull policy is never)"
+    )]
+    NotStoredForPlatform {
+        /// The reference.
+        reference: String,
+        /// The platform asked for.
+        platform: String,
+    },
+    /// An image that is not a multi-platform index is of another platform
+    /// than the one asked for.
+    #[error("image {reference} is for platform {actual}, not {wanted}")]
+    PlatformMismatch {
+        /// The reference.
+        reference: String,
+        /// The platform asked for.
+        wanted: String,
+        /// The image's own platform.
+        actual: String,
+    },
     /// The pull was asked to stop at a native image
     /// ([`PullOptions::refuse_native`](crate::pull::PullOptions::refuse_native)),
     /// and its manifest and config say it is one; no layer was fetched.

@@ -109,6 +109,14 @@ impl Platform {
         }
     }
 
+    /// Whether an image of this platform is one of `wanted`: the same OS
+    /// and architecture, and the same variant when `wanted` names one.
+    pub fn matches(&self, wanted: &Platform) -> bool {
+        self.os == wanted.os
+            && self.architecture == wanted.architecture
+            && (wanted.variant.is_none() || self.variant == wanted.variant)
+    }
+
     /// The Wasm platforms, in the order they are preferred.
     pub fn wasm() -> Vec<Platform> {
         ["wasi", "wasip1", "wasip2"]

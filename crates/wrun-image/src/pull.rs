@@ -274,15 +274,29 @@ pub async fn pull(store: &Store, source: &str, opts: &PullOptions) -> Result<Pul
 /// ([`PullPolicy::Always`]) or never ([`PullPolicy::Never`]: a missing image
 /// is [`Error::NotStored`]). What `wrun run` and `wrun-plugin` do before
 /// they read an image.
+///
+/// With a platform in `opts`, "stored" means stored for that platform: the
+/// image the name points at when it is of that platform, or else the one
+/// the index it came from lists for the platform, when that is stored too
+/// (a name points at one manifest of an index, the last one pulled).
+/// Otherwise the image is pulled for the platform, or, with
+/// [`PullPolicy::Never`], [`Error::NotStoredForPlatform`]. An image pulled
+/// without an index whose config names another platform is
+/// [`Error::PlatformMismatch`].
 pub async fn ensure(
     store: &Store,
     reference: &str,
     policy: PullPolicy,
     opts: &PullOptions,
 ) -> Result<ImageRecord, Error> {
-    match stored(store, reference, policy)? {
+    let wanted = opts.platform.as_ref();
+    match stored(store, reference, policy, wanted)? {
         Some(record) => Ok(record),
-        None => Ok(pull(store, reference, opts).await?.record),
+        None => of_platform(
+            pull(store, reference, opts).await?.record,
+            reference,
+            wanted,
+        ),
     }
 }
 
@@ -296,10 +310,11 @@ pub fn ensure_blocking(
     policy: PullPolicy,
     opts: &PullOptions,
 ) -> Result<ImageRecord, Error> {
-    if let Some(record) = stored(store, reference, policy)? {
+    let wanted = opts.platform.as_ref();
+    if let Some(record) = stored(store, reference, policy, wanted)? {
         return Ok(record);
     }
-    std::thread::scope(|scope| {
+    let pulled = std::thread::scope(|scope| {
         let pulling = scope.spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -312,27 +327,96 @@ pub fn ensure_blocking(
             // A panic in the pull is a bug: pass it on as it is.
             Err(panic) => std::panic::resume_unwind(panic),
         }
-    })
+    })?;
+    of_platform(pulled, reference, wanted)
 }
 
 /// The stored image `reference` when `policy` lets it be used without a
-/// pull; `None` when it must be pulled.
+/// pull, for the platform `wanted` if one is; `None` when it must be pulled.
 fn stored(
     store: &Store,
     reference: &str,
     policy: PullPolicy,
+    wanted: Option<&Platform>,
 ) -> Result<Option<ImageRecord>, Error> {
     let found = match store.resolve(reference) {
         Ok((record, _)) => Some(record),
         Err(Error::ImageNotFound { .. }) => None,
         Err(e) => return Err(e),
     };
+    if policy == PullPolicy::Always {
+        return Ok(None);
+    }
+    let found = match (found, wanted) {
+        (Some(record), Some(want)) => stored_for(store, reference, record, want)?,
+        (found, _) => found,
+    };
     match (policy, found) {
-        (PullPolicy::Always, _) | (PullPolicy::Missing, None) => Ok(None),
-        (PullPolicy::Missing | PullPolicy::Never, Some(record)) => Ok(Some(record)),
-        (PullPolicy::Never, None) => Err(Error::NotStored {
-            reference: reference.to_string(),
+        (_, Some(record)) => Ok(Some(record)),
+        (PullPolicy::Never, None) => Err(match wanted {
+            Some(want) => Error::NotStoredForPlatform {
+                reference: reference.to_string(),
+                platform: want.to_string(),
+            },
+            None => Error::NotStored {
+                reference: reference.to_string(),
+            },
         }),
+        (PullPolicy::Missing | PullPolicy::Always, None) => Ok(None),
+    }
+}
+
+/// The stored image of platform `want` that `record`, the image
+/// `reference` names, stands for: the index it came from decides when it
+/// came from one (and that index is stored), else its own platform does.
+/// `None`: not stored for `want`, or not known to exist (a pull decides).
+fn stored_for(
+    store: &Store,
+    reference: &str,
+    record: ImageRecord,
+    want: &Platform,
+) -> Result<Option<ImageRecord>, Error> {
+    let Some(index) = record.index_digest.as_ref().filter(|d| store.has_blob(d)) else {
+        return Ok(of_platform(record, reference, Some(want)).ok());
+    };
+    let chosen = match choose_platform(&store.read_blob(index)?, index, reference, Some(want)) {
+        Ok(chosen) => chosen,
+        // The tag may have moved to an index that has it: a pull tells.
+        Err(Error::NoMatchingPlatform { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if chosen.digest == record.digest {
+        return Ok(Some(record));
+    }
+    match store.image(&chosen.digest) {
+        Ok(r) => Ok(Some(r)),
+        Err(Error::ImageNotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `record`, an image `reference` names, if it may run for the platform
+/// `wanted`: one chosen from an index was chosen for it; otherwise its
+/// config's platform must match, unless the config names none (a Wasm
+/// artifact's), which contradicts nothing.
+fn of_platform(
+    record: ImageRecord,
+    reference: &str,
+    wanted: Option<&Platform>,
+) -> Result<ImageRecord, Error> {
+    match wanted {
+        Some(want)
+            if record.index_digest.is_none()
+                && !record.platform.os.is_empty()
+                && !record.platform.matches(want) =>
+        {
+            Err(Error::PlatformMismatch {
+                reference: reference.to_string(),
+                wanted: want.to_string(),
+                actual: record.platform.to_string(),
+            })
+        }
+        _ => Ok(record),
     }
 }
 
@@ -431,11 +515,7 @@ pub(crate) fn choose_platform(
             .collect(),
     };
     for want in &candidates {
-        let found = entries.iter().find(|(p, _, _)| {
-            p.os == want.os
-                && p.architecture == want.architecture
-                && (want.variant.is_none() || p.variant == want.variant)
-        });
+        let found = entries.iter().find(|(p, _, _)| p.matches(want));
         if let Some((_, d, size)) = found {
             return Ok(Chosen {
                 digest: d.parse()?,

@@ -59,6 +59,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A `--tmpfs PATH[:OPTIONS]` argument could not be parsed.
+    #[error("invalid tmpfs mount {spec:?}")]
+    InvalidTmpfs {
+        /// The argument as given.
+        spec: String,
+        /// Why it is refused.
+        #[source]
+        source: crate::spec::TmpfsError,
+    },
     /// A `-v HOST:CTR[:ro|rw]` argument could not be parsed.
     #[error("invalid mount spec {spec:?}: {reason}")]
     InvalidMount {

@@ -21,7 +21,7 @@ pub use device::{Device, DeviceAccess, default_device_rules};
 pub use error::{Errno, Error, Result};
 pub use spec::{
     DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_SYSCTLS, INIT_ANNOTATION, MASKED_PATHS,
-    READONLY_PATHS, SeccompPolicy, SpecBuilder, Volume, default_seccomp,
+    READONLY_PATHS, SeccompPolicy, SpecBuilder, Tmpfs, TmpfsError, Volume, default_seccomp,
 };
 
 #[cfg(target_os = "linux")]

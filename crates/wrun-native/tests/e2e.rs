@@ -545,7 +545,7 @@ fn bind_mounts(env: &Env) -> Result<(), String> {
                 container: "/mnt/ro".into(),
                 access: Access::ReadOnly,
             })
-            .tmpfs("/scratch")
+            .tmpfs(wrun_native::Tmpfs::new("/scratch"))
             .args([
                 "sh",
                 "-c",

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 use wrun_core::{LaunchSpec, Seccomp};
 use wrun_image::ImageRecord;
-use wrun_native::{Container, Device, SeccompPolicy, SpecBuilder, Volume};
+use wrun_native::{Container, Device, SeccompPolicy, SpecBuilder, Tmpfs, Volume};
 
 /// A running native container.
 #[derive(Debug)]
@@ -114,7 +114,7 @@ pub(crate) fn start(
         });
     }
     for t in &spec.tmpfs {
-        b.tmpfs(t.clone());
+        b.tmpfs(Tmpfs::parse(t)?);
     }
     for d in &spec.devices {
         b.device(Device::parse(d)?);

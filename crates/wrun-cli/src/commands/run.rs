@@ -160,6 +160,11 @@ fn launch_spec(a: &RunArgs) -> Result<LaunchSpec> {
     }
     spec.user = a.user.clone();
     spec.hostname = a.hostname.clone();
+    // Refused before any pull, as docker refuses them; the runner parses
+    // them again for the container.
+    for t in &a.tmpfs {
+        wrun_native::Tmpfs::parse(t)?;
+    }
     spec.tmpfs = a.tmpfs.clone();
     spec.devices = a.device.clone();
     spec.read_only = a.read_only;

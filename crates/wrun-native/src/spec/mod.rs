@@ -20,12 +20,14 @@ use crate::seccomp_profile;
 mod caps;
 mod defaults;
 mod resources;
+mod tmpfs;
 mod volume;
 
 pub use defaults::{
     DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_SYSCTLS, INIT_ANNOTATION, MASKED_PATHS,
     READONLY_PATHS,
 };
+pub use tmpfs::{Tmpfs, TmpfsError};
 pub use volume::Volume;
 
 /// Which seccomp filter the container gets.
@@ -80,7 +82,7 @@ pub struct SpecBuilder {
     workdir: Option<String>,
     hostname: Option<String>,
     volumes: Vec<Volume>,
-    tmpfs: Vec<String>,
+    tmpfs: Vec<Tmpfs>,
     devices: Vec<Device>,
     limits: Limits,
     network: Network,
@@ -148,9 +150,9 @@ impl SpecBuilder {
         self
     }
 
-    /// Mounts an empty tmpfs at `path` (`--tmpfs`).
-    pub fn tmpfs(&mut self, path: impl Into<String>) -> &mut Self {
-        self.tmpfs.push(path.into());
+    /// Mounts an empty tmpfs (`--tmpfs`).
+    pub fn tmpfs(&mut self, tmpfs: Tmpfs) -> &mut Self {
+        self.tmpfs.push(tmpfs);
         self
     }
 
@@ -462,23 +464,18 @@ impl SpecBuilder {
             );
         }
         for t in &self.tmpfs {
-            if !t.starts_with('/') || t == "/" {
-                return Err(Error::InvalidMount {
-                    spec: t.clone(),
-                    reason: "a tmpfs path must be absolute and not /".into(),
+            if !t.path.starts_with('/') || t.path.trim_end_matches('/').is_empty() {
+                return Err(Error::InvalidTmpfs {
+                    spec: t.path.clone(),
+                    source: TmpfsError::Path(t.path.clone()),
                 });
             }
             mounts.push(
                 MountBuilder::default()
-                    .destination(t)
+                    .destination(&t.path)
                     .typ("tmpfs")
                     .source("tmpfs")
-                    .options(vec![
-                        "nosuid".to_string(),
-                        "nodev".to_string(),
-                        "noexec".to_string(),
-                        "mode=1777".to_string(),
-                    ])
+                    .options(t.mount_options())
                     .build()
                     .map_err(oci)?,
             );
@@ -630,7 +627,7 @@ mod tests {
             .cap_add("net_admin")
             .cap_drop("CAP_CHOWN")
             .volume(Volume::parse("/tmp:/data:ro").expect("volume"))
-            .tmpfs("/scratch")
+            .tmpfs(Tmpfs::new("/scratch"))
             .read_only(true)
             .seccomp(SeccompPolicy::Unconfined)
             .build("id")
