@@ -139,7 +139,8 @@ const ALLOWED: [(LinuxDeviceType, Option<i64>, Option<i64>, &str); 11] = [
     (LinuxDeviceType::C, Some(10), Some(200), "rwm"),
 ];
 
-fn rule(
+/// One device rule, as the runtime spec writes it.
+pub(crate) fn rule(
     allow: bool,
     typ: LinuxDeviceType,
     major: Option<i64>,

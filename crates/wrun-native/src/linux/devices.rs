@@ -347,23 +347,7 @@ impl Insn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{allow_all_rule, default_device_rules};
-
-    fn rule(
-        allow: bool,
-        t: LinuxDeviceType,
-        maj: Option<i64>,
-        min: Option<i64>,
-        a: &str,
-    ) -> LinuxDeviceCgroup {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(allow);
-        r.set_typ(Some(t));
-        r.set_major(maj);
-        r.set_minor(min);
-        r.set_access(Some(a.to_string()));
-        r
-    }
+    use crate::device::{allow_all_rule, default_device_rules, rule};
 
     fn req(kind: Kind, major: u32, minor: u32, access: u8) -> Request {
         Request {
