@@ -1672,21 +1672,31 @@ fn a_pull_killed_mid_blob_by_sigterm_or_sigkill_is_resumed_by_the_next() {
     }
 }
 
+/// SIGKILLs a pull of the big image mid-blob and opens the partial blob it
+/// left, for writing: the layer's blob and the file.
+fn killed_pulls_partial_blob(
+    env: &Env,
+    proxy: &Proxy,
+    reference: &str,
+) -> (&'static fixture::Blob, std::fs::File) {
+    interrupt_pull(env, proxy, reference, libc::SIGKILL);
+    let layer = &big_image().layers[0].blob;
+    let (name, _) = partials(env, &layer.digest).remove(0);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(env.root().join("tmp").join(&name))
+        .expect("open the partial blob");
+    (layer, f)
+}
+
 #[test]
 fn a_dead_pulls_leftovers_that_cannot_be_resumed_are_discarded_by_the_next_pull() {
     let Some((_reg, proxy, reference)) = big_behind_proxy() else {
         return;
     };
     let env = Env::new();
-    interrupt_pull(&env, &proxy, &reference, libc::SIGKILL);
-    let layer = &big_image().layers[0].blob;
+    let (layer, f) = killed_pulls_partial_blob(&env, &proxy, &reference);
     // A partial blob longer than the blob can be no prefix of it.
-    let (name, _) = partials(&env, &layer.digest).remove(0);
-    let path = env.root().join("tmp").join(&name);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open the partial blob");
     f.set_len(layer.bytes.len() as u64 + 1)
         .expect("lengthen the partial blob");
     drop(f);
@@ -1708,15 +1718,8 @@ fn a_dead_pulls_partial_blob_that_is_not_a_prefix_is_fetched_again() {
         return;
     };
     let env = Env::new();
-    interrupt_pull(&env, &proxy, &reference, libc::SIGKILL);
-    let layer = &big_image().layers[0].blob;
+    let (_, mut f) = killed_pulls_partial_blob(&env, &proxy, &reference);
     // Data a crash lost: the kept bytes are not the blob's.
-    let (name, _) = partials(&env, &layer.digest).remove(0);
-    let path = env.root().join("tmp").join(&name);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open the partial blob");
     use std::io::{Seek as _, Write as _};
     f.seek(std::io::SeekFrom::Start(4 << 20)).expect("seek");
     f.write_all(&[0u8; 4096]).expect("spoil the partial blob");
