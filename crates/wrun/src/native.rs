@@ -88,10 +88,9 @@ pub(crate) fn start(
         let _ = launcher.prestart();
     }
     let defaults = wrun_image::program::defaults(store, record)?;
-    let files = wrun_image::LayerStack::open(store, record)?;
-    let user = spec.user.as_deref().or(defaults.user.as_deref());
-    let identity = match user {
-        Some(u) => files.identity(u)?,
+    // The image's files are opened only to look a user up.
+    let identity = match spec.user.as_deref().or(defaults.user.as_deref()) {
+        Some(u) => wrun_image::LayerStack::open(store, record)?.identity(u)?,
         None => wrun_core::Identity::root(),
     };
     let mut b = SpecBuilder::new();
